@@ -1,0 +1,6 @@
+//! lunas: the transaction-outcome gateway for IAK, IDSL and MCPayment.
+//!
+//! The binary is a thin shell over this library; see `ARCHITECTURE.md` for the map.
+
+pub mod cli;
+pub mod secrets;
