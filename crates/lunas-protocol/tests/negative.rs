@@ -170,6 +170,19 @@ fn answers_requests_and_postpaid_bad_input() {
         PrepaidRequest::parse("/api/nope", br#"{"username":"u","sign":"s"}"#),
         Err(E::UnknownValue { field, .. }) if field == "path"
     ));
+    for path in [
+        "/api/pricelistpulsa",
+        "/v1/legacy/indexpulsa",
+        "/api/top-up/x",
+    ] {
+        assert!(
+            matches!(
+                PrepaidRequest::parse(path, br#"{"commands":"pricelist","username":"u","ref_id":"r","customer_id":"c","product_code":"p","sign":"s"}"#),
+                Err(E::UnknownValue { field, .. }) if field == "path"
+            ),
+            "{path}"
+        );
+    }
     assert!(matches!(
         PrepaidRequest::parse("/v1/legacy/index", br#"{"commands":"steal","username":"u","sign":"s"}"#),
         Err(E::UnknownValue { field, .. }) if field == "commands"

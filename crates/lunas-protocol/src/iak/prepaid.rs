@@ -535,9 +535,14 @@ impl PrepaidRequest {
                 ..
             } => {
                 let mut s = String::new();
-                for seg in [product_type, operator].into_iter().flatten() {
+                // An operator narrows a type; without a type it has no place in the path.
+                if let Some(t) = product_type {
                     s.push('/');
-                    s.push_str(seg);
+                    s.push_str(t);
+                    if let Some(op) = operator {
+                        s.push('/');
+                        s.push_str(op);
+                    }
                 }
                 s
             }
@@ -588,10 +593,14 @@ impl PrepaidRequest {
         let (format, map) = codec::decode(bytes, Envelope::Bare)?;
         let f = Fields::new(&map);
         let path = path.trim_end_matches('/');
-        let (version, op, rest) = if let Some(rest) = path.strip_prefix(V1_PATH) {
+        let under = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        let (version, op, rest) = if let Some(rest) = under(V1_PATH) {
             let op = f.text_req(&["commands"])?;
             (ApiVersion::V1, op, rest)
-        } else if let Some(rest) = path.strip_prefix("/api/pricelist") {
+        } else if let Some(rest) = under("/api/pricelist") {
             (ApiVersion::V2, "pricelist".to_owned(), rest)
         } else {
             let op = match path {
