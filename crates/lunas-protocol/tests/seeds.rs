@@ -446,3 +446,13 @@ fn mcp_requests_read_and_write_back() {
     assert_eq!(inquiry.payment_method, "BANK_TRANSFER");
     assert_eq!(json(inquiry.encode().as_bytes()), json(&bytes));
 }
+
+#[test]
+fn a_desc_number_of_many_digits_comes_back_as_the_same_number() {
+    // Found by the `postpaid` fuzz target: without correctly rounded float parsing, a long
+    // literal read back from its own shortest spelling landed one ulp away.
+    let body = r#"{"data":{"response_code":"00","desc":{"x":13358888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888810}},"meta":[]}"#;
+    let res = PostpaidResult::parse(body.as_bytes()).unwrap().message;
+    let back = PostpaidResult::parse(res.encode(Format::Json).as_bytes()).unwrap().message;
+    assert_eq!(back, res);
+}
