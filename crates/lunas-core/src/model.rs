@@ -1,0 +1,420 @@
+//! Transactions, observations, facts and events.
+
+use lunas_protocol::{State, TxKind};
+use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// RFC 3339 in UTC with millisecond precision, the one time format of every API and event.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = t
+        .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Milliseconds since the Unix epoch, as the stores keep times.
+pub fn to_millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The inverse of [`to_millis`].
+pub fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// One payment into a virtual account, identified by the provider's `reference_id`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VaPayment {
+    pub reference_id: String,
+    pub amount: i64,
+    pub paid_time: Option<String>,
+}
+
+/// Everything lunas knows about one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxRecord {
+    /// The store's id; 0 before the first insert.
+    pub id: i64,
+    pub provider_id: String,
+    /// IAK/IDSL `ref_id`, MCPayment `external_id`.
+    pub reference: String,
+    pub kind: TxKind,
+    pub state: State,
+    pub needs_review: bool,
+    pub amount: Option<i64>,
+    pub product_code: Option<String>,
+    pub customer_id: Option<String>,
+    pub provider_transaction_id: Option<String>,
+    pub order_id: Option<String>,
+    pub response_code: Option<String>,
+    pub message: Option<String>,
+    /// Serial number; for PLN the electricity token. Customer goods: never logged.
+    pub serial_number: Option<String>,
+    /// Voucher PIN. Customer goods: never logged.
+    pub pin: Option<String>,
+    /// eSIM activation code. Customer goods: never logged.
+    pub activation_code: Option<String>,
+    pub balance_after: Option<i64>,
+    /// VA: what has been paid so far.
+    pub total_paid: Option<i64>,
+    /// VA: every distinct payment seen.
+    pub payments: Vec<VaPayment>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl TxRecord {
+    /// A new transaction in its kind's initial state.
+    pub fn new(provider_id: &str, reference: &str, kind: TxKind, now: OffsetDateTime) -> Self {
+        TxRecord {
+            id: 0,
+            provider_id: provider_id.to_owned(),
+            reference: reference.to_owned(),
+            kind,
+            state: kind.initial_state(),
+            needs_review: false,
+            amount: None,
+            product_code: None,
+            customer_id: None,
+            provider_transaction_id: None,
+            order_id: None,
+            response_code: None,
+            message: None,
+            serial_number: None,
+            pin: None,
+            activation_code: None,
+            balance_after: None,
+            total_paid: None,
+            payments: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The transaction as the admin API and every event show it (product.md §7).
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "provider_id": self.provider_id,
+            "ref": self.reference,
+            "kind": self.kind.as_str(),
+            "state": self.state.as_str(),
+            "needs_review": self.needs_review,
+            "amount": self.amount,
+            "product_code": self.product_code,
+            "customer_id": self.customer_id,
+            "provider_transaction_id": self.provider_transaction_id,
+            "response_code": self.response_code,
+            "message": self.message,
+            "serial_number": self.serial_number,
+            "pin": self.pin,
+            "activation_code": self.activation_code,
+            "balance_after": self.balance_after,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        });
+        if self.kind == TxKind::Va {
+            let m = v.as_object_mut().expect("an object");
+            m.insert("order_id".into(), json!(self.order_id));
+            m.insert("total_paid".into(), json!(self.total_paid));
+            m.insert("payments".into(), json!(self.payments));
+        }
+        v
+    }
+}
+
+/// What one verified provider message says about a transaction, provider-neutral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    pub kind: TxKind,
+    pub reference: String,
+    /// The state the message reports; `None` when it reports nothing lunas can apply (an
+    /// unknown MCPayment status): the message is recorded and changes nothing.
+    pub state: Option<State>,
+    pub detail: Detail,
+    /// VA: the payments the message lists.
+    pub payments: Vec<VaPayment>,
+}
+
+/// The descriptive fields a message may carry; `None` means "not said".
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Detail {
+    pub amount: Option<i64>,
+    pub product_code: Option<String>,
+    pub customer_id: Option<String>,
+    pub provider_transaction_id: Option<String>,
+    pub order_id: Option<String>,
+    pub response_code: Option<String>,
+    pub message: Option<String>,
+    pub serial_number: Option<String>,
+    pub pin: Option<String>,
+    pub activation_code: Option<String>,
+    pub balance_after: Option<i64>,
+    pub total_paid: Option<i64>,
+}
+
+/// Where an observation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A provider POSTed it to `/callbacks/{provider_id}`.
+    Callback,
+    /// lunas asked the provider's check-status API.
+    Check,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Callback => "callback",
+            Source::Check => "check",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "callback" => Some(Source::Callback),
+            "check" => Some(Source::Check),
+            _ => None,
+        }
+    }
+}
+
+/// What lunas concluded about an observation. Stored with it, shown in the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObservationVerdict {
+    /// Unknown ref: the transaction was created from this message.
+    Created,
+    /// The transaction moved to a new state.
+    Applied,
+    /// Late detail (e.g. an `sn` after success) was merged; state unchanged.
+    Updated,
+    /// Nothing new: the same state (and detail) again.
+    Duplicate,
+    /// A pending (or earlier) state after a later one: ignored.
+    Stale,
+    /// A different final state after a final one: state kept, flagged for review.
+    Conflict,
+    /// The message reports nothing lunas can apply (unknown status): recorded only.
+    Unrecognized,
+    /// The message is about a transaction of another kind under the same ref.
+    KindMismatch,
+    /// Refused: the signature does not verify.
+    BadSignature,
+    /// Refused: the body could not be parsed.
+    Malformed,
+    /// Refused: the source address is not on the provider's allow-list.
+    ForbiddenSource,
+}
+
+impl ObservationVerdict {
+    pub const ALL: [ObservationVerdict; 11] = [
+        ObservationVerdict::Created,
+        ObservationVerdict::Applied,
+        ObservationVerdict::Updated,
+        ObservationVerdict::Duplicate,
+        ObservationVerdict::Stale,
+        ObservationVerdict::Conflict,
+        ObservationVerdict::Unrecognized,
+        ObservationVerdict::KindMismatch,
+        ObservationVerdict::BadSignature,
+        ObservationVerdict::Malformed,
+        ObservationVerdict::ForbiddenSource,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObservationVerdict::Created => "created",
+            ObservationVerdict::Applied => "applied",
+            ObservationVerdict::Updated => "updated",
+            ObservationVerdict::Duplicate => "duplicate",
+            ObservationVerdict::Stale => "stale",
+            ObservationVerdict::Conflict => "conflict",
+            ObservationVerdict::Unrecognized => "unrecognized",
+            ObservationVerdict::KindMismatch => "kind_mismatch",
+            ObservationVerdict::BadSignature => "bad_signature",
+            ObservationVerdict::Malformed => "malformed",
+            ObservationVerdict::ForbiddenSource => "forbidden_source",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        ObservationVerdict::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// Whether the message was refused before it could touch any transaction.
+    pub fn is_rejection(self) -> bool {
+        matches!(
+            self,
+            ObservationVerdict::BadSignature
+                | ObservationVerdict::Malformed
+                | ObservationVerdict::ForbiddenSource
+        )
+    }
+}
+
+/// An observation about to be stored: the raw evidence of one callback or status check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewObservation {
+    pub provider_id: String,
+    /// The ref it is about, when one could be read.
+    pub reference: Option<String>,
+    pub source: Source,
+    pub received_at: OffsetDateTime,
+    pub content_type: Option<String>,
+    pub remote_addr: Option<String>,
+    /// The raw body, capped (see `body_size` for the full length).
+    pub body: Vec<u8>,
+    pub body_size: usize,
+    /// For refusals, the verdict; for accepted messages the store fills it from [`decide`].
+    pub verdict: Option<ObservationVerdict>,
+    /// A human-readable note (the parse error, the check's outcome).
+    pub detail: Option<String>,
+}
+
+/// The kinds of events lunas emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    TransactionPending,
+    TransactionSucceeded,
+    TransactionFailed,
+    TransactionUpdated,
+    TransactionConflict,
+    VaPaymentReceived,
+    VaPaid,
+    VaExpired,
+    VaCanceled,
+    VaRefunded,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 10] = [
+        EventType::TransactionPending,
+        EventType::TransactionSucceeded,
+        EventType::TransactionFailed,
+        EventType::TransactionUpdated,
+        EventType::TransactionConflict,
+        EventType::VaPaymentReceived,
+        EventType::VaPaid,
+        EventType::VaExpired,
+        EventType::VaCanceled,
+        EventType::VaRefunded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::TransactionPending => "transaction.pending",
+            EventType::TransactionSucceeded => "transaction.succeeded",
+            EventType::TransactionFailed => "transaction.failed",
+            EventType::TransactionUpdated => "transaction.updated",
+            EventType::TransactionConflict => "transaction.conflict",
+            EventType::VaPaymentReceived => "va.payment_received",
+            EventType::VaPaid => "va.paid",
+            EventType::VaExpired => "va.expired",
+            EventType::VaCanceled => "va.canceled",
+            EventType::VaRefunded => "va.refunded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        EventType::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    /// The event a transaction entering `state` emits.
+    pub fn for_state(state: State) -> Option<Self> {
+        match state {
+            State::Pending => Some(EventType::TransactionPending),
+            State::Succeeded => Some(EventType::TransactionSucceeded),
+            State::Failed => Some(EventType::TransactionFailed),
+            State::Paid => Some(EventType::VaPaid),
+            State::Expired => Some(EventType::VaExpired),
+            State::Canceled => Some(EventType::VaCanceled),
+            State::Refunded => Some(EventType::VaRefunded),
+            State::AwaitingPayment | State::PartiallyPaid => None,
+        }
+    }
+}
+
+/// An event about to be stored. `data` is final: it is what every consumer will receive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_type: EventType,
+    pub data: Value,
+}
+
+impl NewEvent {
+    /// An event whose data is the transaction, plus `extra` members (e.g. the payment of a
+    /// `va.payment_received`, the evidence of a conflict).
+    pub fn about(event_type: EventType, tx: &TxRecord, extra: &[(&str, Value)]) -> Self {
+        let mut data = tx.to_json();
+        if let Value::Object(m) = &mut data {
+            for (k, v) in extra {
+                m.insert((*k).to_owned(), v.clone());
+            }
+        }
+        NewEvent { event_type, data }
+    }
+}
+
+/// A stored event, as the feed and the deliveries see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The feed cursor (monotonic per store).
+    pub seq: i64,
+    /// The stable id (`evt_...`), used as `webhook-id`.
+    pub id: String,
+    pub event_type: EventType,
+    pub transaction_id: i64,
+    pub created_at: OffsetDateTime,
+    pub data: Value,
+}
+
+impl Event {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "type": self.event_type.as_str(),
+            "created_at": rfc3339(self.created_at),
+            "data": self.data,
+        })
+    }
+}
+
+/// A stored observation, as the timeline shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub id: i64,
+    pub provider_id: String,
+    pub reference: Option<String>,
+    pub source: Source,
+    pub received_at: OffsetDateTime,
+    pub content_type: Option<String>,
+    pub remote_addr: Option<String>,
+    pub body: Vec<u8>,
+    pub body_size: usize,
+    pub verdict: ObservationVerdict,
+    pub detail: Option<String>,
+}
+
+impl Observation {
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), json!(self.id));
+        m.insert("source".into(), json!(self.source.as_str()));
+        m.insert("received_at".into(), json!(rfc3339(self.received_at)));
+        m.insert("verdict".into(), json!(self.verdict.as_str()));
+        m.insert("detail".into(), json!(self.detail));
+        m.insert("content_type".into(), json!(self.content_type));
+        m.insert("remote_addr".into(), json!(self.remote_addr));
+        m.insert("body".into(), json!(String::from_utf8_lossy(&self.body)));
+        m.insert("body_size".into(), json!(self.body_size));
+        m.insert(
+            "body_truncated".into(),
+            json!(self.body.len() < self.body_size),
+        );
+        Value::Object(m)
+    }
+}

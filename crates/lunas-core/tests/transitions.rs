@@ -1,0 +1,229 @@
+//! The transition rules of product.md §3, one scenario per rule.
+
+use lunas_core::{decide, Detail, EventType, Fact, ObservationVerdict as V, TxRecord, VaPayment};
+use lunas_protocol::{State, TxKind};
+use time::OffsetDateTime;
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)
+}
+
+fn prepaid(state: State) -> Fact {
+    Fact {
+        kind: TxKind::Prepaid,
+        reference: "order001".into(),
+        state: Some(state),
+        detail: Detail {
+            response_code: Some(if state == State::Failed { "07" } else { "00" }.into()),
+            ..Detail::default()
+        },
+        payments: vec![],
+    }
+}
+
+fn with_sn(mut f: Fact, sn: &str) -> Fact {
+    f.detail.serial_number = Some(sn.into());
+    f
+}
+
+fn types(d: &lunas_core::Decision) -> Vec<&'static str> {
+    d.events.iter().map(|e| e.event_type.as_str()).collect()
+}
+
+/// Applies facts in order, as the store would, returning each decision.
+fn run(facts: &[Fact]) -> Vec<lunas_core::Decision> {
+    let mut current: Option<TxRecord> = None;
+    let mut out = Vec::new();
+    for f in facts {
+        let d = decide(current.as_ref(), "iak", f, now());
+        if d.changed {
+            current = Some(d.record.clone());
+        }
+        out.push(d);
+    }
+    out
+}
+
+#[test]
+fn a_verified_callback_for_an_unknown_ref_creates_the_transaction() {
+    let d = &run(&[prepaid(State::Succeeded)])[0];
+    assert_eq!(d.verdict, V::Created);
+    assert_eq!(d.record.state, State::Succeeded);
+    assert_eq!(types(d), ["transaction.succeeded"]);
+    assert_eq!(d.events[0].data["state"], "succeeded");
+}
+
+#[test]
+fn pending_then_final_applies_once() {
+    let d = run(&[
+        prepaid(State::Pending),
+        prepaid(State::Succeeded),
+        prepaid(State::Succeeded),
+    ]);
+    assert_eq!(types(&d[0]), ["transaction.pending"]);
+    assert_eq!(
+        (d[1].verdict, types(&d[1])),
+        (V::Applied, vec!["transaction.succeeded"])
+    );
+    assert_eq!(
+        (d[2].verdict, d[2].changed, d[2].events.len()),
+        (V::Duplicate, false, 0)
+    );
+}
+
+#[test]
+fn pending_after_final_is_stale_and_changes_nothing() {
+    let d = run(&[prepaid(State::Failed), prepaid(State::Pending)]);
+    assert_eq!((d[1].verdict, d[1].changed), (V::Stale, false));
+    assert_eq!(d[1].record.state, State::Failed);
+}
+
+#[test]
+fn a_different_final_state_is_a_conflict_flagged_once() {
+    let d = run(&[
+        prepaid(State::Succeeded),
+        prepaid(State::Failed),
+        prepaid(State::Failed),
+    ]);
+    assert_eq!(d[1].verdict, V::Conflict);
+    assert_eq!(
+        d[1].record.state,
+        State::Succeeded,
+        "the first final state is kept"
+    );
+    assert!(d[1].record.needs_review);
+    assert_eq!(types(&d[1]), ["transaction.conflict"]);
+    assert_eq!(d[1].events[0].data["conflict"]["reported_state"], "failed");
+    assert_eq!(
+        (d[2].verdict, d[2].events.len()),
+        (V::Conflict, 0),
+        "already flagged"
+    );
+}
+
+#[test]
+fn a_late_serial_number_is_merged_once_and_never_overwritten() {
+    let d = run(&[
+        prepaid(State::Succeeded),
+        with_sn(prepaid(State::Succeeded), "1234-5678"),
+        with_sn(prepaid(State::Succeeded), "9999-9999"),
+    ]);
+    assert_eq!(
+        (d[1].verdict, types(&d[1])),
+        (V::Updated, vec!["transaction.updated"])
+    );
+    assert_eq!(d[1].record.serial_number.as_deref(), Some("1234-5678"));
+    assert_eq!(d[2].verdict, V::Duplicate);
+    assert_eq!(d[2].record.serial_number.as_deref(), Some("1234-5678"));
+}
+
+#[test]
+fn a_message_about_another_kind_changes_nothing() {
+    let mut f = prepaid(State::Succeeded);
+    let d = run(&[f.clone()]);
+    f.kind = TxKind::Postpaid;
+    let again = decide(Some(&d[0].record), "iak", &f, now());
+    assert_eq!((again.verdict, again.changed), (V::KindMismatch, false));
+}
+
+#[test]
+fn an_unrecognized_status_is_recorded_without_change() {
+    let d = run(&[prepaid(State::Pending)]);
+    let mut f = prepaid(State::Pending);
+    f.state = None;
+    let again = decide(Some(&d[0].record), "iak", &f, now());
+    assert_eq!((again.verdict, again.changed), (V::Unrecognized, false));
+}
+
+fn va(state: State, payments: &[(&str, i64)], total_paid: i64) -> Fact {
+    Fact {
+        kind: TxKind::Va,
+        reference: "ext-0001".into(),
+        state: Some(state),
+        detail: Detail {
+            amount: Some(150_000),
+            total_paid: Some(total_paid),
+            ..Detail::default()
+        },
+        payments: payments
+            .iter()
+            .map(|(r, a)| VaPayment {
+                reference_id: (*r).into(),
+                amount: *a,
+                paid_time: None,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn partial_payments_accumulate_to_paid() {
+    let d = run(&[
+        va(State::AwaitingPayment, &[], 0),
+        va(State::PartiallyPaid, &[("p1", 50_000)], 50_000),
+        va(State::Paid, &[("p1", 50_000), ("p2", 100_000)], 150_000),
+        va(State::Paid, &[("p1", 50_000), ("p2", 100_000)], 150_000),
+    ]);
+    assert!(d[0].events.is_empty(), "a new VA awaits payment silently");
+    assert_eq!(
+        (d[1].verdict, types(&d[1])),
+        (V::Applied, vec!["va.payment_received"])
+    );
+    assert_eq!(d[1].events[0].data["payment"]["reference_id"], "p1");
+    assert_eq!(types(&d[2]), ["va.payment_received", "va.paid"]);
+    assert_eq!(d[2].record.total_paid, Some(150_000));
+    assert_eq!(d[3].verdict, V::Duplicate);
+}
+
+#[test]
+fn a_multi_use_va_reports_each_new_payment() {
+    let d = run(&[
+        va(State::Paid, &[("a", 10_000)], 10_000),
+        va(State::Paid, &[("a", 10_000), ("b", 10_000)], 20_000),
+    ]);
+    assert_eq!(types(&d[0]), ["va.payment_received", "va.paid"]);
+    assert_eq!(
+        (d[1].verdict, types(&d[1])),
+        (V::Updated, vec!["va.payment_received"])
+    );
+    assert_eq!(d[1].record.payments.len(), 2);
+    assert_eq!(d[1].record.total_paid, Some(20_000));
+}
+
+#[test]
+fn a_paid_va_can_be_refunded_but_not_expired() {
+    let d = run(&[
+        va(State::Paid, &[("a", 150_000)], 150_000),
+        va(State::Expired, &[("a", 150_000)], 150_000),
+        va(State::Refunded, &[("a", 150_000)], 150_000),
+        va(State::Canceled, &[], 150_000),
+    ]);
+    assert_eq!(d[1].verdict, V::Stale);
+    assert_eq!(
+        (d[2].verdict, types(&d[2])),
+        (V::Applied, vec!["va.refunded"])
+    );
+    assert_eq!(d[3].verdict, V::Conflict, "canceled after refunded");
+    assert!(d[3].record.needs_review);
+}
+
+#[test]
+fn an_unpaid_va_expires() {
+    let d = run(&[
+        va(State::AwaitingPayment, &[], 0),
+        va(State::Expired, &[], 0),
+        va(State::AwaitingPayment, &[], 0),
+    ]);
+    assert_eq!(types(&d[1]), ["va.expired"]);
+    assert_eq!(d[2].verdict, V::Stale);
+}
+
+#[test]
+fn event_types_round_trip_their_names() {
+    for e in EventType::ALL {
+        assert_eq!(EventType::parse(e.as_str()), Some(e));
+    }
+    for v in V::ALL {
+        assert_eq!(V::parse(v.as_str()), Some(v));
+    }
+}
