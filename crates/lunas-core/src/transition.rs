@@ -243,10 +243,16 @@ fn add_payments(rec: &mut TxRecord, payments: &[VaPayment], added: &mut Vec<VaPa
     rec.total_paid = [rec.total_paid, sum].into_iter().flatten().max();
 }
 
-/// Copies the fields a message carries into the record. With `overwrite`, every carried field
-/// replaces the stored one (a state change reports the current truth); without, only missing
-/// fields are filled. Customer goods (sn, pin, activation code) are never overwritten once
-/// known. Returns whether anything changed.
+impl TxRecord {
+    /// Copies the fields a message carries into the record. With `overwrite`, every carried
+    /// field replaces the stored one (a state change reports the current truth); without, only
+    /// missing fields are filled. Customer goods (sn, pin, activation code) are never
+    /// overwritten once known. Returns whether anything changed.
+    pub fn merge(&mut self, d: &Detail, overwrite: bool) -> bool {
+        merge(self, d, overwrite)
+    }
+}
+
 fn merge(rec: &mut TxRecord, d: &Detail, overwrite: bool) -> bool {
     let before = rec.clone();
     fn set<T: Clone>(slot: &mut Option<T>, value: &Option<T>, overwrite: bool) {

@@ -1,0 +1,81 @@
+//! # lunas-store
+//!
+//! The only place in lunas with SQL. [`Store`] is the small interface the gateway uses; each
+//! backend implements it with its own migrations. Today: [`sqlite::SqliteStore`], built around
+//! group commit — one writer thread takes whatever writes are queued, applies them in one
+//! transaction (each in its own savepoint) and commits with one fsync, then answers them all.
+//! Nothing is acknowledged before that commit.
+
+mod model;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+pub use model::*;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be written or read right now (locked, disk full, gone). Callers
+    /// answer 503 so providers retry.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Invalid input that the store refuses (e.g. a bad URL scheme).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The storage interface, grouped by aggregate: transactions with their observations and
+/// events (written together, atomically), and the reads of the admin API.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores an observation and, for an accepted message, applies its fact to the
+    /// transaction with [`lunas_core::decide`] and stores the resulting events, all in one
+    /// durable commit. Returns only after that commit.
+    async fn ingest(&self, ingest: Ingest) -> Result<Ingested, StoreError>;
+
+    /// Registers a transaction the merchant started. Returns it and whether it was created
+    /// (`false`: it was already known and is returned as stored).
+    async fn register(&self, registration: Registration) -> Result<(TxRecord, bool), StoreError>;
+
+    /// One transaction by its provider account and ref.
+    async fn transaction(
+        &self,
+        provider_id: &str,
+        reference: &str,
+    ) -> Result<Option<TxRecord>, StoreError>;
+
+    /// A transaction's observations and events, oldest first.
+    async fn timeline(&self, transaction_id: i64) -> Result<Timeline, StoreError>;
+
+    /// Transactions matching `query`, newest first, one page.
+    async fn list_transactions(&self, query: &TxQuery) -> Result<Page<TxRecord>, StoreError>;
+
+    /// Events with a cursor greater than `after`, oldest first, at most `limit`.
+    async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError>;
+
+    /// Health counters per provider account that has been heard from.
+    async fn provider_health(&self) -> Result<Vec<ProviderHealth>, StoreError>;
+
+    /// Whether the store can serve reads and writes now.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store a URL names (`sqlite://path`), running its migrations.
+pub async fn open(
+    url: &str,
+    options: &StoreOptions,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let store = sqlite::SqliteStore::open(path, options).await?;
+        return Ok(std::sync::Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(StoreError::Invalid(
+            "the PostgreSQL backend is not available in this build yet; use sqlite://PATH".into(),
+        ));
+    }
+    Err(StoreError::Invalid(format!(
+        "unsupported storage URL {url:?}: expected sqlite://PATH"
+    )))
+}

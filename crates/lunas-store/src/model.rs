@@ -1,0 +1,100 @@
+//! What the store takes and returns, beyond the domain types of `lunas-core`.
+
+use std::time::Duration;
+
+pub use lunas_core::{
+    Detail, Event, Fact, NewObservation, Observation, ObservationVerdict, TxRecord,
+};
+use lunas_protocol::{State, TxKind};
+use time::OffsetDateTime;
+
+/// Tuning of a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long a write waits for a lock held by another process before failing.
+    pub busy_timeout: Duration,
+    /// The most writes one group commit takes.
+    pub max_batch: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            busy_timeout: Duration::from_secs(5),
+            max_batch: 512,
+        }
+    }
+}
+
+/// One observation to store, with the fact it states when it was accepted (`None` for a
+/// refused message, whose `observation.verdict` says why).
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    pub observation: NewObservation,
+    pub fact: Option<Fact>,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub verdict: ObservationVerdict,
+    pub observation_id: i64,
+    /// The transaction after the change (`None` for refusals).
+    pub record: Option<TxRecord>,
+    /// The events committed with it.
+    pub events: Vec<Event>,
+}
+
+/// A transaction the merchant tells lunas about.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub provider_id: String,
+    pub reference: String,
+    pub kind: TxKind,
+    pub detail: Detail,
+    pub at: OffsetDateTime,
+}
+
+/// A filter over transactions, with cursor pagination.
+#[derive(Debug, Clone, Default)]
+pub struct TxQuery {
+    pub provider_id: Option<String>,
+    pub state: Option<State>,
+    pub kind: Option<TxKind>,
+    pub needs_review: Option<bool>,
+    /// Created at or after.
+    pub since: Option<OffsetDateTime>,
+    /// Created before.
+    pub until: Option<OffsetDateTime>,
+    /// Exact ref or customer number.
+    pub search: Option<String>,
+    /// Return transactions older than this cursor (from a previous page).
+    pub cursor: Option<i64>,
+    pub limit: usize,
+}
+
+/// One page of results and the cursor of the next, if any.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<i64>,
+}
+
+/// A transaction's evidence.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    pub observations: Vec<Observation>,
+    pub events: Vec<Event>,
+}
+
+/// What the store knows of one provider account's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderHealth {
+    pub provider_id: String,
+    pub callbacks: i64,
+    pub rejected: i64,
+    pub bad_signatures: i64,
+    pub last_callback_at: Option<OffsetDateTime>,
+    pub last_balance: Option<i64>,
+    pub last_balance_at: Option<OffsetDateTime>,
+}

@@ -1,0 +1,284 @@
+//! SQLite: WAL, `synchronous = FULL` (every commit is fsync'd before it returns), one writer
+//! thread doing group commit, a small pool of read connections.
+
+mod rows;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::model::*;
+use crate::{Store, StoreError};
+use rows::{
+    event_from_row, observation_from_row, tx_from_row, EVENT_COLUMNS, OBSERVATION_COLUMNS,
+    TX_COLUMNS,
+};
+use writer::{WriteOp, WriteResult, Writer};
+
+/// The migrations, applied in order; `PRAGMA user_version` counts how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+
+const READERS: usize = 4;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<ReaderPool>,
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    options: StoreOptions,
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(options.busy_timeout)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+/// Runs the migrations not yet applied. Returns how many ran.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
+    let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let mut ran = 0;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and runs its migrations.
+    pub async fn open(path: impl AsRef<Path>, options: &StoreOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, options))
+            .await
+            .map_err(unavailable)?
+    }
+
+    fn open_blocking(path: PathBuf, options: StoreOptions) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
+        }
+        let mut conn =
+            Connection::open(&path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unavailable)?;
+        configure(&conn, &options).map_err(unavailable)?;
+        migrate(&mut conn).map_err(unavailable)?;
+        let writer = Writer::start(conn, options.max_batch)?;
+        let readers = Arc::new(ReaderPool {
+            path,
+            idle: Mutex::new(Vec::new()),
+            options,
+        });
+        Ok(SqliteStore { writer, readers })
+    }
+
+    /// Runs `f` on a read connection on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let conn = match pool.idle.lock().expect("reader pool lock").pop() {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &pool.path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map_err(unavailable)?;
+                    configure(&c, &pool.options).map_err(unavailable)?;
+                    c
+                }
+            };
+            let result = f(&conn).map_err(unavailable);
+            let mut idle = pool.idle.lock().expect("reader pool lock");
+            if idle.len() < READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ingest(&self, ingest: Ingest) -> Result<Ingested, StoreError> {
+        match self.writer.submit(WriteOp::Ingest(ingest)).await? {
+            WriteResult::Ingested(i) => Ok(i),
+            other => Err(StoreError::Unavailable(format!(
+                "writer answered {other:?}"
+            ))),
+        }
+    }
+
+    async fn register(&self, registration: Registration) -> Result<(TxRecord, bool), StoreError> {
+        match self.writer.submit(WriteOp::Register(registration)).await? {
+            WriteResult::Registered(rec, created) => Ok((rec, created)),
+            other => Err(StoreError::Unavailable(format!(
+                "writer answered {other:?}"
+            ))),
+        }
+    }
+
+    async fn transaction(
+        &self,
+        provider_id: &str,
+        reference: &str,
+    ) -> Result<Option<TxRecord>, StoreError> {
+        let (p, r) = (provider_id.to_owned(), reference.to_owned());
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {TX_COLUMNS} FROM transactions WHERE provider_id = ?1 AND ref = ?2"
+            ))?
+            .query_row(params![p, r], tx_from_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn timeline(&self, transaction_id: i64) -> Result<Timeline, StoreError> {
+        self.read(move |c| {
+            let observations = c
+                .prepare_cached(&format!(
+                    "SELECT {OBSERVATION_COLUMNS} FROM observations WHERE transaction_id = ?1 ORDER BY id"
+                ))?
+                .query_map([transaction_id], observation_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let events = c
+                .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE transaction_id = ?1 ORDER BY seq"))?
+                .query_map([transaction_id], event_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Timeline { observations, events })
+        })
+        .await
+    }
+
+    async fn list_transactions(&self, query: &TxQuery) -> Result<Page<TxRecord>, StoreError> {
+        let q = query.clone();
+        self.read(move |c| {
+            let mut sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE 1 = 1");
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+                args.push(v);
+                sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+            };
+            if let Some(p) = &q.provider_id {
+                arg(&mut sql, " AND provider_id = ?", p.clone().into());
+            }
+            if let Some(s) = q.state {
+                arg(&mut sql, " AND state = ?", s.as_str().to_owned().into());
+            }
+            if let Some(k) = q.kind {
+                arg(&mut sql, " AND kind = ?", k.as_str().to_owned().into());
+            }
+            if let Some(n) = q.needs_review {
+                arg(&mut sql, " AND needs_review = ?", i64::from(n).into());
+            }
+            if let Some(t) = q.since {
+                arg(
+                    &mut sql,
+                    " AND created_at >= ?",
+                    lunas_core::to_millis(t).into(),
+                );
+            }
+            if let Some(t) = q.until {
+                arg(
+                    &mut sql,
+                    " AND created_at < ?",
+                    lunas_core::to_millis(t).into(),
+                );
+            }
+            if let Some(s) = &q.search {
+                arg(
+                    &mut sql,
+                    " AND (ref = ? OR customer_id = ?)",
+                    s.clone().into(),
+                );
+            }
+            if let Some(cursor) = q.cursor {
+                arg(&mut sql, " AND id < ?", cursor.into());
+            }
+            let limit = q.limit.clamp(1, 500);
+            sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
+            let mut items = c
+                .prepare(&sql)?
+                .query_map(rusqlite::params_from_iter(args), tx_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let next_cursor = if items.len() > limit {
+                items.truncate(limit);
+                items.last().map(|t| t.id)
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let limit = limit.clamp(1, 1000) as i64;
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))?
+            .query_map(params![after, limit], event_from_row)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn provider_health(&self) -> Result<Vec<ProviderHealth>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT provider_id, callbacks, rejected, bad_signatures, last_callback_at, last_balance, \
+                 last_balance_at FROM provider_stats ORDER BY provider_id",
+            )?
+            .query_map([], |r| {
+                Ok(ProviderHealth {
+                    provider_id: r.get(0)?,
+                    callbacks: r.get(1)?,
+                    rejected: r.get(2)?,
+                    bad_signatures: r.get(3)?,
+                    last_callback_at: r.get::<_, Option<i64>>(4)?.map(lunas_core::from_millis),
+                    last_balance: r.get(5)?,
+                    last_balance_at: r.get::<_, Option<i64>>(6)?.map(lunas_core::from_millis),
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+            .await?;
+        match self.writer.submit(WriteOp::Ping).await? {
+            WriteResult::Pong => Ok(()),
+            other => Err(StoreError::Unavailable(format!(
+                "writer answered {other:?}"
+            ))),
+        }
+    }
+}

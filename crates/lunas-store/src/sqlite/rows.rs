@@ -1,0 +1,89 @@
+//! Row ⇄ domain type mapping for SQLite.
+
+use lunas_core::{
+    from_millis, Event, EventType, Observation, ObservationVerdict, Source, TxRecord,
+};
+use lunas_protocol::{State, TxKind};
+use rusqlite::types::Type;
+use rusqlite::Row;
+
+pub(crate) const TX_COLUMNS: &str =
+    "id, provider_id, ref, kind, state, needs_review, amount, product_code, \
+     customer_id, provider_transaction_id, order_id, response_code, message, serial_number, pin, \
+     activation_code, balance_after, total_paid, payments, created_at, updated_at";
+
+pub(crate) const OBSERVATION_COLUMNS: &str =
+    "id, provider_id, ref, source, received_at, content_type, remote_addr, body, body_size, verdict, detail";
+
+pub(crate) const EVENT_COLUMNS: &str = "seq, id, type, transaction_id, created_at, data";
+
+fn bad(col: usize, what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        col,
+        Type::Text,
+        format!("unknown {what} {value:?}").into(),
+    )
+}
+
+pub(crate) fn tx_from_row(r: &Row<'_>) -> rusqlite::Result<TxRecord> {
+    let kind: String = r.get(3)?;
+    let state: String = r.get(4)?;
+    let payments: String = r.get(18)?;
+    Ok(TxRecord {
+        id: r.get(0)?,
+        provider_id: r.get(1)?,
+        reference: r.get(2)?,
+        kind: TxKind::parse(&kind).ok_or_else(|| bad(3, "kind", &kind))?,
+        state: State::parse(&state).ok_or_else(|| bad(4, "state", &state))?,
+        needs_review: r.get(5)?,
+        amount: r.get(6)?,
+        product_code: r.get(7)?,
+        customer_id: r.get(8)?,
+        provider_transaction_id: r.get(9)?,
+        order_id: r.get(10)?,
+        response_code: r.get(11)?,
+        message: r.get(12)?,
+        serial_number: r.get(13)?,
+        pin: r.get(14)?,
+        activation_code: r.get(15)?,
+        balance_after: r.get(16)?,
+        total_paid: r.get(17)?,
+        payments: serde_json::from_str(&payments)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(18, Type::Text, e.into()))?,
+        created_at: from_millis(r.get(19)?),
+        updated_at: from_millis(r.get(20)?),
+    })
+}
+
+pub(crate) fn observation_from_row(r: &Row<'_>) -> rusqlite::Result<Observation> {
+    let source: String = r.get(3)?;
+    let verdict: String = r.get(9)?;
+    Ok(Observation {
+        id: r.get(0)?,
+        provider_id: r.get(1)?,
+        reference: r.get(2)?,
+        source: Source::parse(&source).ok_or_else(|| bad(3, "source", &source))?,
+        received_at: from_millis(r.get(4)?),
+        content_type: r.get(5)?,
+        remote_addr: r.get(6)?,
+        body: r.get(7)?,
+        body_size: r.get::<_, i64>(8)? as usize,
+        verdict: ObservationVerdict::parse(&verdict).ok_or_else(|| bad(9, "verdict", &verdict))?,
+        detail: r.get(10)?,
+    })
+}
+
+pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    let event_type: String = r.get(2)?;
+    let data: String = r.get(5)?;
+    Ok(Event {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        event_type: EventType::parse(&event_type)
+            .ok_or_else(|| bad(2, "event type", &event_type))?,
+        transaction_id: r.get(3)?,
+        created_at: from_millis(r.get(4)?),
+        data: serde_json::from_str(&data)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(5, Type::Text, e.into()))?,
+    })
+}
