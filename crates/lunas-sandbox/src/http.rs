@@ -1,0 +1,73 @@
+//! Small helpers shared by the handlers: answers in each provider's format, and request
+//! records for the log.
+
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use lunas_protocol::Format;
+use serde::Serialize;
+
+use crate::clock;
+use crate::log::RequestRecord;
+use crate::Sandbox;
+
+/// An IAK/IDSL answer body in `format`.
+pub(crate) fn provider(status: StatusCode, format: Format, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response()
+}
+
+/// A JSON answer.
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The error body of the control endpoints: `{"error": {"code", "message"}}`.
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    json(
+        status,
+        &serde_json::json!({"error": {"code": code, "message": message.into()}}),
+    )
+}
+
+/// The answer to any path the sandbox does not serve.
+pub(crate) async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("the sandbox serves no {method} {}", uri.path()),
+    )
+}
+
+/// What the log keeps of one answered request.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    pub account: Option<String>,
+    pub command: Option<&'static str>,
+    pub reference: Option<String>,
+    pub rc: Option<String>,
+    pub fault: Option<&'static str>,
+}
+
+impl Sandbox {
+    /// Records an answered request.
+    pub(crate) fn seen(&self, method: &str, path: &str, status: StatusCode, seen: Seen) {
+        let record = RequestRecord {
+            seq: 0,
+            at: clock::rfc3339(self.now()),
+            method: method.to_owned(),
+            path: path.to_owned(),
+            account: seen.account,
+            command: seen.command.map(str::to_owned),
+            reference: seen.reference,
+            rc: seen.rc,
+            http_status: status.as_u16(),
+            fault: seen.fault.map(str::to_owned),
+        };
+        self.lock().log.request(record);
+    }
+}

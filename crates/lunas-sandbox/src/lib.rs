@@ -1,0 +1,303 @@
+//! `lunas sandbox`: the providers' side, as their documents describe it.
+//!
+//! A library so that the `lunas` binary (`lunas sandbox`, `lunas demo`) and tests can run it:
+//! build a [`Sandbox`] from the `[sandbox]` configuration ([`SandboxConfig`]), then either
+//! [`Sandbox::serve`] it on a listener (HTTP plus a background callback dispatcher) or mount
+//! [`Sandbox::router`] yourself and drive callbacks with [`Sandbox::run_due`], which makes
+//! time-based behaviour testable without sleeping (see [`Clock::manual`]).
+//!
+//! It emulates, per configured account:
+//! - IAK and IDSL prepaid, v2 paths and v1 `/v1/legacy/index` with `commands`, JSON and XML
+//!   ([`iak`]);
+//! - IAK postpaid `POST /api/v1/bill/check` ([`postpaid`]);
+//! - MCPayment PG3 virtual accounts `/va`, `/va/inquiry`, `/va/cancel` ([`mcp`]);
+//! - the controls `POST /sandbox/report`, `POST /sandbox/va/pay`, `POST /sandbox/deposit`,
+//!   `GET /sandbox/log`, `GET /sandbox/accounts` ([`control`]).
+//!
+//! Architecture invariant: the sandbox shares only `lunas-protocol` with the gateway, and
+//! builds and parses every provider message with it. It never reuses gateway code, so that it
+//! can catch the gateway's mistakes.
+
+pub mod callbacks;
+pub mod catalogue;
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod faults;
+mod http;
+pub mod iak;
+pub mod log;
+pub mod mcp;
+pub mod postpaid;
+pub mod scenario;
+mod state;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use time::OffsetDateTime;
+use tokio::sync::{watch, Notify};
+
+pub use clock::Clock;
+pub use config::{
+    Account, AccountConfig, AccountCredentials, AccountKind, CallbackFormat, CallbackVersion,
+    ConfigError, Environment, FaultConfig, Faults, SandboxConfig, SecretSpec, ValidSandbox,
+};
+pub use log::{CallbackKind, CallbackOutcome, CallbackRecord, LogSnapshot, RequestRecord};
+
+use state::State;
+
+/// The largest request body the sandbox reads.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// The provider emulator. Cheap to clone: clones share one world.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    accounts: Vec<Account>,
+    seed: u64,
+    clock: Clock,
+    client: reqwest::Client,
+    state: Mutex<State>,
+    /// Wakes the dispatcher when work is scheduled.
+    wake: Notify,
+    /// Set once `serve`'s shutdown signal fires.
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field(
+                "accounts",
+                &self
+                    .inner
+                    .accounts
+                    .iter()
+                    .map(|a| &a.id)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A summary of one account, as `GET /sandbox/accounts` shows it (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AccountInfo {
+    pub id: String,
+    pub kind: String,
+    pub environment: String,
+    /// IAK/IDSL username or MCPayment merchant id.
+    pub login: String,
+    /// The deposit in rupiah (IAK/IDSL; 0 for MCPayment).
+    pub balance: i64,
+    pub callback_url: Option<String>,
+}
+
+impl Sandbox {
+    /// Validates `config` and builds a sandbox on the system clock.
+    pub fn new(config: SandboxConfig) -> Result<Sandbox, ConfigError> {
+        Sandbox::with_clock(config, Clock::system())
+    }
+
+    /// Validates `config` and builds a sandbox on `clock` (a [`Clock::manual`] in tests).
+    pub fn with_clock(config: SandboxConfig, clock: Clock) -> Result<Sandbox, ConfigError> {
+        Ok(Sandbox::from_valid(config.validate()?, clock))
+    }
+
+    /// Builds a sandbox from an already validated configuration.
+    pub fn from_valid(valid: ValidSandbox, clock: Clock) -> Sandbox {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("lunas-sandbox")
+            .build()
+            .unwrap_or_default();
+        let state = State::new(valid.seed, &valid.accounts);
+        Sandbox {
+            inner: Arc::new(Inner {
+                accounts: valid.accounts,
+                seed: valid.seed,
+                clock,
+                client,
+                state: Mutex::new(state),
+                wake: Notify::new(),
+                shutdown: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// The HTTP interface: every provider path and every control path.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/api/top-up", post(iak::handle))
+            .route("/api/check-status", post(iak::handle))
+            .route("/api/check-balance", post(iak::handle))
+            .route("/api/pricelist", post(iak::handle))
+            .route("/api/pricelist/{type}", post(iak::handle))
+            .route("/api/pricelist/{type}/{operator}", post(iak::handle))
+            .route("/v1/legacy/index", post(iak::handle))
+            .route("/v1/legacy/index/{type}", post(iak::handle))
+            .route("/v1/legacy/index/{type}/{operator}", post(iak::handle))
+            .route("/api/v1/bill/check", post(postpaid::handle))
+            .route("/api/v1/bill/check/{type}", post(postpaid::handle))
+            .route("/va", post(mcp::create))
+            .route("/va/inquiry", post(mcp::inquiry))
+            .route("/va/cancel", post(mcp::cancel))
+            .route("/sandbox/report", post(control::report))
+            .route("/sandbox/va/pay", post(control::va_pay))
+            .route("/sandbox/deposit", post(control::deposit))
+            .route("/sandbox/log", get(control::log))
+            .route("/sandbox/accounts", get(control::accounts))
+            .fallback(http::not_found)
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .with_state(self.clone())
+    }
+
+    /// Serves the sandbox on `listener` and sends callbacks in the background until
+    /// `shutdown` completes; then stops accepting connections, lets requests in flight finish
+    /// (a hanging check-status fault is cut short) and returns.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let dispatcher = tokio::spawn(self.clone().dispatch());
+        let inner = self.inner.clone();
+        let signal = async move {
+            shutdown.await;
+            inner.shutdown.send_replace(true);
+        };
+        let served = axum::serve(listener, self.router())
+            .with_graceful_shutdown(signal)
+            .await;
+        self.inner.shutdown.send_replace(true);
+        let _ = dispatcher.await;
+        served
+    }
+
+    /// The background dispatcher: [`Sandbox::run_due`] whenever work may be due.
+    async fn dispatch(self) {
+        let mut stop = self.inner.shutdown.subscribe();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = self.run_due() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let wait = self.until_next_due().min(Duration::from_millis(250));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.inner.wake.notified() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// How long until the next scheduled job, by this sandbox's clock.
+    fn until_next_due(&self) -> Duration {
+        let now = self.now();
+        let next = self.lock().next_due();
+        match next {
+            Some(due) if due > now => Duration::try_from(due - now).unwrap_or(Duration::ZERO),
+            Some(_) => Duration::ZERO,
+            None => Duration::from_secs(3600),
+        }
+    }
+
+    /// Waits `d`, or less if the sandbox is shutting down; `false` when cut short.
+    pub(crate) async fn hang(&self, d: Duration) -> bool {
+        let mut stop = self.inner.shutdown.subscribe();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = stop.wait_for(|s| *s) => false,
+        }
+    }
+
+    /// The sandbox's current time.
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    /// The clock the sandbox runs on.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The validated accounts.
+    pub fn accounts(&self) -> &[Account] {
+        &self.inner.accounts
+    }
+
+    /// Each account with its current deposit.
+    pub fn account_infos(&self) -> Vec<AccountInfo> {
+        let st = self.lock();
+        self.inner
+            .accounts
+            .iter()
+            .zip(&st.accounts)
+            .map(|(a, s)| AccountInfo {
+                id: a.id.clone(),
+                kind: a.kind.as_str().to_owned(),
+                environment: a.environment.as_str().to_owned(),
+                login: match &a.credentials {
+                    AccountCredentials::Iak { username, .. } => username.clone(),
+                    AccountCredentials::Mcp(c) => c.merchant_id.clone(),
+                },
+                balance: s.balance,
+                callback_url: a.callback_url.clone(),
+            })
+            .collect()
+    }
+
+    /// The deposit of an IAK/IDSL account, by id.
+    pub fn balance(&self, account: &str) -> Option<i64> {
+        let index = self.account_index(account)?;
+        Some(self.lock().accounts[index].balance)
+    }
+
+    /// Everything the sandbox did so far.
+    pub fn log(&self) -> LogSnapshot {
+        self.lock().log.snapshot(None, None)
+    }
+
+    /// How many jobs (callbacks, retries, production outcomes) are scheduled.
+    pub fn pending_jobs(&self) -> usize {
+        self.lock().outbox.len()
+    }
+
+    /// When the next scheduled job falls due, if any.
+    pub fn next_due(&self) -> Option<OffsetDateTime> {
+        self.lock().next_due()
+    }
+
+    fn account_index(&self, id: &str) -> Option<usize> {
+        self.inner.accounts.iter().position(|a| a.id == id)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies everything time has decided by `now`: production outcomes whose delay has
+    /// passed and VA expiries. Their callbacks go to the outbox.
+    fn settle(&self, st: &mut State, now: OffsetDateTime) {
+        for job in st.take_due(now, true) {
+            if let state::Job::Finalize { account, ref_id } = job {
+                if let Some(plan) = iak::finalize(self, st, account, &ref_id, None, now) {
+                    Sandbox::enqueue(st, plan);
+                }
+            }
+        }
+        mcp::expire_due(self, st, now);
+    }
+}
