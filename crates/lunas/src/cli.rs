@@ -1,11 +1,14 @@
 //! The command line. Each subcommand is documented here; `lunas --help` prints it all.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use lunas_protocol::sign::{self, IakSignInput};
 
-use crate::secrets;
+use crate::app::{self, Gateway};
+use crate::config::Config;
+use crate::{logging, secrets};
 
 /// lunas makes the asynchronous outcome of IAK, IDSL and MCPayment transactions reliable:
 /// it verifies provider callbacks, keeps every transaction's state and evidence, asks the
@@ -13,17 +16,65 @@ use crate::secrets;
 #[derive(Debug, Parser)]
 #[command(name = "lunas", version, propagate_version = true)]
 pub struct Cli {
+    /// Configuration file (default: lunas.toml when it exists). Every key can also be set as
+    /// LUNAS__SECTION__KEY in the environment; secrets may be written env:VAR_NAME.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the gateway: provider callbacks at /callbacks/{provider_id}, the admin API at
+    /// /api/v1 (bearer token), /healthz and /readyz.
+    Serve,
+    /// Create or upgrade the database schema named by storage.url, then exit.
+    Migrate,
+    /// Inspect transactions in the store.
+    #[command(subcommand)]
+    Tx(TxCommand),
     /// Compute or verify a provider signature, to debug an integration.
     ///
     /// Secrets may be written `env:VAR_NAME` to read them from the environment.
     #[command(subcommand)]
     Sign(SignCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// List transactions, newest first.
+    List(TxList),
+    /// Show one transaction with its timeline (observations and events), as JSON.
+    Show {
+        /// The provider account id (as in /callbacks/{provider_id}).
+        provider_id: String,
+        /// The transaction's ref (IAK/IDSL ref_id, MCPayment external_id).
+        reference: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TxList {
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// pending, succeeded, failed, awaiting_payment, partially_paid, paid, expired, canceled, refunded
+    #[arg(long)]
+    pub state: Option<String>,
+    /// prepaid, postpaid or va
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only transactions flagged for review.
+    #[arg(long)]
+    pub needs_review: bool,
+    /// Exact ref or customer number.
+    #[arg(long)]
+    pub search: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,7 +156,144 @@ pub struct McpAuth {
 pub fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Sign(cmd) => sign(cmd),
+        Command::Serve => runtime()?.block_on(serve(cli.config)),
+        Command::Migrate => runtime()?.block_on(migrate(cli.config)),
+        Command::Tx(cmd) => runtime()?.block_on(tx(cli.config, cmd)),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+fn load(path: Option<PathBuf>) -> Result<Config, String> {
+    Config::load(path.as_deref()).map_err(|e| e.to_string())
+}
+
+async fn serve(path: Option<PathBuf>) -> Result<ExitCode, String> {
+    let config = load(path)?;
+    logging::init();
+    let gateway = Gateway::build(&config).await.map_err(|e| e.to_string())?;
+    let listener = app::bind(config.server.listen)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        %addr,
+        storage = %config.storage.url,
+        providers = config.providers.len(),
+        "lunas gateway listening on http://{addr}"
+    );
+    gateway
+        .serve(listener, app::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("lunas gateway stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_store(config: &Config) -> Result<std::sync::Arc<dyn lunas_store::Store>, String> {
+    let options = lunas_store::StoreOptions {
+        busy_timeout: config.storage.busy_timeout,
+        ..Default::default()
+    };
+    lunas_store::open(&config.storage.url, &options)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn migrate(path: Option<PathBuf>) -> Result<ExitCode, String> {
+    let config = load(path)?;
+    open_store(&config).await?;
+    println!("{}: schema is up to date", config.storage.url);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tx(path: Option<PathBuf>, cmd: TxCommand) -> Result<ExitCode, String> {
+    let config = load(path)?;
+    let store = open_store(&config).await?;
+    match cmd {
+        TxCommand::Show {
+            provider_id,
+            reference,
+        } => {
+            let Some(tx) = store
+                .transaction(&provider_id, &reference)
+                .await
+                .map_err(|e| e.to_string())?
+            else {
+                return Err(format!(
+                    "no transaction {reference:?} for provider {provider_id:?}"
+                ));
+            };
+            let timeline = store.timeline(tx.id).await.map_err(|e| e.to_string())?;
+            let body = crate::http::api::detail_json(&tx, &timeline);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&body).expect("JSON serialises")
+            );
+        }
+        TxCommand::List(a) => {
+            let state = a
+                .state
+                .as_deref()
+                .map(|s| {
+                    lunas_protocol::State::parse(s)
+                        .ok_or_else(|| format!("--state: {s:?} is not a state"))
+                })
+                .transpose()?;
+            let kind = a
+                .kind
+                .as_deref()
+                .map(|s| {
+                    lunas_protocol::TxKind::parse(s)
+                        .ok_or_else(|| format!("--kind: {s:?} is not prepaid, postpaid or va"))
+                })
+                .transpose()?;
+            let query = lunas_store::TxQuery {
+                provider_id: a.provider,
+                state,
+                kind,
+                needs_review: a.needs_review.then_some(true),
+                search: a.search,
+                limit: a.limit.clamp(1, 500),
+                ..Default::default()
+            };
+            let page = store
+                .list_transactions(&query)
+                .await
+                .map_err(|e| e.to_string())?;
+            if a.json {
+                for t in &page.items {
+                    println!("{}", t.to_json());
+                }
+            } else {
+                println!(
+                    "{:<12} {:<24} {:<9} {:<17} {:>6} {:>12}  UPDATED",
+                    "PROVIDER", "REF", "KIND", "STATE", "REVIEW", "AMOUNT"
+                );
+                for t in &page.items {
+                    println!(
+                        "{:<12} {:<24} {:<9} {:<17} {:>6} {:>12}  {}",
+                        t.provider_id,
+                        t.reference,
+                        t.kind.as_str(),
+                        t.state.as_str(),
+                        if t.needs_review { "yes" } else { "" },
+                        t.amount.map(|a| a.to_string()).unwrap_or_default(),
+                        lunas_core::rfc3339(t.updated_at),
+                    );
+                }
+                if page.next_cursor.is_some() {
+                    println!("(more: raise --limit or narrow the filters)");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn sign(cmd: SignCommand) -> Result<ExitCode, String> {

@@ -2,5 +2,10 @@
 //!
 //! The binary is a thin shell over this library; see `ARCHITECTURE.md` for the map.
 
+pub mod app;
 pub mod cli;
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod providers;
 pub mod secrets;

@@ -3,13 +3,21 @@
 
 use lunas_protocol::Secret;
 
-/// Resolves `env:VAR` to the variable's value; any other text is the secret itself.
+/// Resolves `env:VAR` from the process environment; any other text is the secret itself.
 pub fn resolve(value: &str) -> Result<Secret, String> {
+    resolve_with(value, &|name| std::env::var(name).ok())
+}
+
+/// Resolves `env:VAR` through `lookup`.
+pub fn resolve_with(
+    value: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Secret, String> {
     match value.strip_prefix("env:") {
-        Some(var) => match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
-            Ok(_) => Err(format!("environment variable {var} is empty")),
-            Err(_) => Err(format!("environment variable {var} is not set")),
+        Some(var) => match lookup(var) {
+            Some(v) if !v.is_empty() => Ok(Secret::new(v)),
+            Some(_) => Err(format!("environment variable {var} is empty")),
+            None => Err(format!("environment variable {var} is not set")),
         },
         None => Ok(Secret::new(value)),
     }

@@ -1,0 +1,869 @@
+//! Configuration: defaults, then `lunas.toml`, then `LUNAS__SECTION__KEY` environment variables,
+//! validated once at start with a message naming every mistake.
+//!
+//! Environment variables address any key: `LUNAS__SERVER__LISTEN=0.0.0.0:8080`,
+//! `LUNAS__PROVIDERS__0__API_KEY=...` (a number segment indexes an array). Their values are
+//! text; numeric and boolean settings accept text. Any secret may be written `env:VAR_NAME` to
+//! be read from that variable instead.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use lunas_protocol::{mcp, ApiVersion, ProviderKind, Secret};
+use serde::Deserialize;
+
+use crate::secrets;
+
+/// Everything wrong with a configuration, one mistake per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl ConfigError {
+    fn one(msg: impl Into<String>) -> Self {
+        ConfigError(vec![msg.into()])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file as written.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    providers: Vec<RawProvider>,
+    #[serde(default)]
+    endpoints: Vec<RawEndpoint>,
+    /// Read by `lunas sandbox` and `lunas demo`; kept as written here.
+    #[serde(default)]
+    sandbox: Option<toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    admin_token: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    body_limit: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    url: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    busy_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    id: Option<String>,
+    kind: Option<String>,
+    environment: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    username: Option<String>,
+    api_key: Option<String>,
+    prepaid_url: Option<String>,
+    postpaid_url: Option<String>,
+    api_version: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    merchant_id: Option<String>,
+    secret_unbound_id: Option<String>,
+    hash_key: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    sub_merchant_id: Option<String>,
+    base_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    confirm_callbacks: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::string_list")]
+    callback_ips: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    url: Option<String>,
+    secret: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string_list")]
+    events: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validated configuration.
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub providers: Vec<ProviderConfig>,
+    pub endpoints: Vec<EndpointConfig>,
+    /// The `[sandbox]` table, for `lunas sandbox` and `lunas demo`.
+    pub sandbox: Option<toml::Value>,
+    /// The file the configuration came from, if any.
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Required by `lunas serve`; other commands do without.
+    pub admin_token: Option<Secret>,
+    /// The largest callback body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub url: String,
+    pub busy_timeout: Duration,
+}
+
+/// Production or development: which provider hosts and keys an account uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Production,
+    Development,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Production => "production",
+            Environment::Development => "development",
+        }
+    }
+}
+
+/// A provider account's credentials.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// IAK and IDSL.
+    Iak {
+        username: String,
+        api_key: Secret,
+    },
+    Mcp(mcp::Credentials),
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub id: String,
+    pub kind: ProviderKind,
+    pub environment: Environment,
+    pub credentials: Credentials,
+    /// IAK/IDSL prepaid API base URL.
+    pub prepaid_url: Option<url::Url>,
+    /// IAK/IDSL postpaid API base URL.
+    pub postpaid_url: Option<url::Url>,
+    /// IAK/IDSL field names the account's API uses.
+    pub api_version: ApiVersion,
+    /// MCPayment API base URL.
+    pub base_url: Option<url::Url>,
+    pub confirm_callbacks: bool,
+    /// Empty: callbacks accepted from any address.
+    pub callback_ips: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub url: url::Url,
+    pub secret: Secret,
+    pub events: Vec<String>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_STORAGE: &str = "sqlite://lunas.db";
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+impl Config {
+    /// Loads `path` (or `lunas.toml` in the working directory when it exists and no path is
+    /// given), overlays the `LUNAS__` environment, and validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let (text, source) =
+            match path {
+                Some(p) => (
+                    Some(std::fs::read_to_string(p).map_err(|e| {
+                        ConfigError::one(format!("cannot read config file {}: {e}", p.display()))
+                    })?),
+                    Some(p.to_path_buf()),
+                ),
+                None if Path::new("lunas.toml").exists() => {
+                    let p = Path::new("lunas.toml");
+                    (
+                        Some(std::fs::read_to_string(p).map_err(|e| {
+                            ConfigError::one(format!("cannot read lunas.toml: {e}"))
+                        })?),
+                        Some(p.to_path_buf()),
+                    )
+                }
+                None => (None, None),
+            };
+        let mut config = Self::from_parts(text.as_deref(), &env, &|name| std::env::var(name).ok())?;
+        config.source = source;
+        Ok(config)
+    }
+
+    /// Builds a configuration from a file's text, environment pairs and a variable lookup
+    /// (for `env:VAR` secrets). The pure core of [`Config::load`].
+    pub fn from_parts(
+        text: Option<&str>,
+        env: &[(String, String)],
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut value: toml::Value = match text {
+            Some(t) => toml::from_str(t)
+                .map_err(|e| ConfigError::one(format!("config file is not valid TOML: {e}")))?,
+            None => toml::Value::Table(toml::Table::new()),
+        };
+        overlay_env(&mut value, env)?;
+        let raw: RawConfig =
+            RawConfig::deserialize(value).map_err(|e| ConfigError::one(e.to_string()))?;
+        validate(raw, lookup)
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.id == id)
+    }
+}
+
+/// Applies `LUNAS__A__B__C=value` to the table: `a.b.c = "value"`.
+fn overlay_env(value: &mut toml::Value, env: &[(String, String)]) -> Result<(), ConfigError> {
+    let mut errors = Vec::new();
+    for (key, raw) in env {
+        let Some(path) = key.strip_prefix("LUNAS__") else {
+            continue;
+        };
+        let segments: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if segments.iter().any(String::is_empty) {
+            errors.push(format!("environment variable {key}: empty path segment"));
+            continue;
+        }
+        if let Err(e) = set_path(value, &segments, toml::Value::String(raw.clone())) {
+            errors.push(format!("environment variable {key}: {e}"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError(errors))
+    }
+}
+
+fn set_path(node: &mut toml::Value, path: &[String], leaf: toml::Value) -> Result<(), String> {
+    let Some((head, rest)) = path.split_first() else {
+        *node = leaf;
+        return Ok(());
+    };
+    let child = match node {
+        toml::Value::Table(t) => {
+            if rest.is_empty() {
+                t.insert(head.clone(), leaf);
+                return Ok(());
+            }
+            let next_is_index = rest[0].parse::<usize>().is_ok();
+            t.entry(head.clone()).or_insert_with(|| {
+                if next_is_index {
+                    toml::Value::Array(Vec::new())
+                } else {
+                    toml::Value::Table(toml::Table::new())
+                }
+            })
+        }
+        toml::Value::Array(items) => {
+            let i: usize = head
+                .parse()
+                .map_err(|_| format!("{head:?} is not an array index"))?;
+            if i > items.len() {
+                return Err(format!(
+                    "index {i} skips past the end of a list of {}",
+                    items.len()
+                ));
+            }
+            if i == items.len() {
+                items.push(toml::Value::Table(toml::Table::new()));
+            }
+            if rest.is_empty() {
+                items[i] = leaf;
+                return Ok(());
+            }
+            &mut items[i]
+        }
+        _ => return Err(format!("{head:?} is inside a value that is not a table")),
+    };
+    set_path(child, rest, leaf)
+}
+
+fn validate(
+    raw: RawConfig,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut errors = Vec::new();
+    let secret = |what: &str, value: &str, errors: &mut Vec<String>| -> Option<Secret> {
+        match secrets::resolve_with(value, lookup) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errors.push(format!("{what}: {e}"));
+                None
+            }
+        }
+    };
+
+    let listen_text = raw.server.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        errors.push(format!(
+            "server.listen: {listen_text:?} is not an address like 127.0.0.1:8080"
+        ));
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    let admin_token = raw
+        .server
+        .admin_token
+        .as_deref()
+        .and_then(|t| secret("server.admin_token", t, &mut errors));
+    if let Some(t) = &admin_token {
+        if t.expose().len() < 16 {
+            errors.push("server.admin_token: must be at least 16 characters".into());
+        }
+    }
+    let body_limit = match raw.server.body_limit {
+        None => DEFAULT_BODY_LIMIT,
+        Some(n) if (1024..=16 * 1024 * 1024).contains(&n) => n as usize,
+        Some(n) => {
+            errors.push(format!(
+                "server.body_limit: {n} is outside 1024..=16777216 bytes"
+            ));
+            DEFAULT_BODY_LIMIT
+        }
+    };
+
+    let url = raw.storage.url.unwrap_or_else(|| DEFAULT_STORAGE.into());
+    if !(url.starts_with("sqlite://")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        errors.push(format!(
+            "storage.url: {url:?} must start with sqlite:// or postgres://"
+        ));
+    }
+    let busy_timeout = Duration::from_millis(raw.storage.busy_timeout_ms.unwrap_or(5000));
+
+    let mut providers = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, p) in raw.providers.into_iter().enumerate() {
+        let name = match &p.id {
+            Some(id) => format!("providers[{i}] ({id:?})"),
+            None => format!("providers[{i}]"),
+        };
+        if let Some(provider) = validate_provider(&name, p, &secret, &mut errors) {
+            if !seen.insert(provider.id.clone()) {
+                errors.push(format!(
+                    "{name}: id {:?} is used by another provider",
+                    provider.id
+                ));
+            }
+            providers.push(provider);
+        }
+    }
+
+    let mut endpoints = Vec::new();
+    for (i, e) in raw.endpoints.into_iter().enumerate() {
+        let name = format!("endpoints[{i}]");
+        let url = match e
+            .url
+            .as_deref()
+            .map(|u| http_url(&format!("{name}.url"), u))
+        {
+            Some(Ok(u)) => Some(u),
+            Some(Err(msg)) => {
+                errors.push(msg);
+                None
+            }
+            None => {
+                errors.push(format!("{name}: url is required"));
+                None
+            }
+        };
+        let secret = match e.secret.as_deref() {
+            Some(s) => secret(&format!("{name}.secret"), s, &mut errors),
+            None => {
+                errors.push(format!("{name}: secret is required (a whsec_... value)"));
+                None
+            }
+        };
+        if let Some(s) = &secret {
+            if !s.expose().starts_with("whsec_") {
+                errors.push(format!(
+                    "{name}.secret: must start with whsec_ (a Standard Webhooks secret)"
+                ));
+            }
+        }
+        let events = if e.events.is_empty() {
+            vec!["*".to_owned()]
+        } else {
+            e.events
+        };
+        if let (Some(url), Some(secret)) = (url, secret) {
+            endpoints.push(EndpointConfig {
+                url,
+                secret,
+                events,
+            });
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Config {
+            server: ServerConfig {
+                listen,
+                admin_token,
+                body_limit,
+            },
+            storage: StorageConfig { url, busy_timeout },
+            providers,
+            endpoints,
+            sandbox: raw.sandbox,
+            source: None,
+        })
+    } else {
+        Err(ConfigError(errors))
+    }
+}
+
+type SecretFn<'a> = dyn Fn(&str, &str, &mut Vec<String>) -> Option<Secret> + 'a;
+
+fn validate_provider(
+    name: &str,
+    p: RawProvider,
+    secret: &SecretFn<'_>,
+    errors: &mut Vec<String>,
+) -> Option<ProviderConfig> {
+    let before = errors.len();
+    let id = match p.id {
+        Some(id)
+            if !id.is_empty()
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            id
+        }
+        Some(id) => {
+            errors.push(format!(
+                "{name}: id {id:?} may hold only letters, digits, '-' and '_'"
+            ));
+            return None;
+        }
+        None => {
+            errors.push(format!(
+                "{name}: id is required (it appears in /callbacks/{{id}})"
+            ));
+            return None;
+        }
+    };
+    let kind = match p.kind.as_deref() {
+        Some(k) => match ProviderKind::parse(k) {
+            Some(kind) => kind,
+            None => {
+                errors.push(format!("{name}: kind {k:?} is not one of iak, idsl, mcp"));
+                return None;
+            }
+        },
+        None => {
+            errors.push(format!("{name}: kind is required (iak, idsl or mcp)"));
+            return None;
+        }
+    };
+    let environment = match p.environment.as_deref().unwrap_or("production") {
+        "production" => Environment::Production,
+        "development" => Environment::Development,
+        other => {
+            errors.push(format!(
+                "{name}: environment {other:?} is not production or development"
+            ));
+            Environment::Production
+        }
+    };
+    let mut required = |field: &str, value: &Option<String>| -> Option<String> {
+        match value {
+            Some(v) if !v.is_empty() => Some(v.clone()),
+            _ => {
+                errors.push(format!(
+                    "{name}: {field} is required for a {} provider",
+                    kind.as_str()
+                ));
+                None
+            }
+        }
+    };
+    let url_field =
+        |field: &str, value: &Option<String>, errors: &mut Vec<String>| -> Option<url::Url> {
+            let v = value.as_deref()?;
+            match http_url(&format!("{name}.{field}"), v) {
+                Ok(u) => Some(u),
+                Err(msg) => {
+                    errors.push(msg);
+                    None
+                }
+            }
+        };
+    let credentials = match kind {
+        ProviderKind::Iak | ProviderKind::Idsl => {
+            let username = required("username", &p.username);
+            let api_key = required("api_key", &p.api_key);
+            let api_key = api_key.and_then(|k| secret(&format!("{name}.api_key"), &k, errors));
+            username
+                .zip(api_key)
+                .map(|(username, api_key)| Credentials::Iak { username, api_key })
+        }
+        ProviderKind::Mcp => {
+            let merchant_id = required("merchant_id", &p.merchant_id);
+            let unbound = required("secret_unbound_id", &p.secret_unbound_id);
+            let hash_key = required("hash_key", &p.hash_key);
+            let unbound =
+                unbound.and_then(|s| secret(&format!("{name}.secret_unbound_id"), &s, errors));
+            let hash_key = hash_key.and_then(|s| secret(&format!("{name}.hash_key"), &s, errors));
+            match (merchant_id, unbound, hash_key) {
+                (Some(merchant_id), Some(secret_unbound_id), Some(hash_key)) => {
+                    Some(Credentials::Mcp(mcp::Credentials {
+                        merchant_id,
+                        secret_unbound_id,
+                        hash_key,
+                        sub_merchant_id: p.sub_merchant_id.clone(),
+                    }))
+                }
+                _ => None,
+            }
+        }
+    };
+    let is_iak = matches!(kind, ProviderKind::Iak | ProviderKind::Idsl);
+    for (field, value, allowed) in [
+        ("username", &p.username, is_iak),
+        ("api_key", &p.api_key, is_iak),
+        ("prepaid_url", &p.prepaid_url, is_iak),
+        ("postpaid_url", &p.postpaid_url, is_iak),
+        ("api_version", &p.api_version, is_iak),
+        ("merchant_id", &p.merchant_id, !is_iak),
+        ("secret_unbound_id", &p.secret_unbound_id, !is_iak),
+        ("hash_key", &p.hash_key, !is_iak),
+        ("sub_merchant_id", &p.sub_merchant_id, !is_iak),
+        ("base_url", &p.base_url, !is_iak),
+    ] {
+        if value.is_some() && !allowed {
+            errors.push(format!(
+                "{name}: {field} does not apply to a {} provider",
+                kind.as_str()
+            ));
+        }
+    }
+    let api_version = match p.api_version.as_deref() {
+        None => ApiVersion::V2,
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            errors.push(format!("{name}: api_version {v:?} is not v1 or v2"));
+            ApiVersion::V2
+        }),
+    };
+    let prepaid_url = url_field("prepaid_url", &p.prepaid_url, errors);
+    let postpaid_url = url_field("postpaid_url", &p.postpaid_url, errors);
+    let base_url = url_field("base_url", &p.base_url, errors);
+    let mut callback_ips = Vec::new();
+    for ip in &p.callback_ips {
+        let parsed = ip
+            .parse::<IpNet>()
+            .or_else(|_| ip.parse::<std::net::IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => callback_ips.push(net),
+            Err(_) => errors.push(format!(
+                "{name}: callback_ips entry {ip:?} is not an IP address or CIDR range"
+            )),
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let defaults = default_urls(kind, environment);
+    Some(ProviderConfig {
+        id,
+        kind,
+        environment,
+        credentials: credentials?,
+        prepaid_url: prepaid_url.or(defaults.0),
+        postpaid_url: postpaid_url.or(defaults.1),
+        api_version,
+        base_url: base_url.or(defaults.2),
+        confirm_callbacks: p.confirm_callbacks.unwrap_or(false),
+        callback_ips,
+    })
+}
+
+/// The documented hosts per kind and environment (protocols.md §1.1, §2.1, §4.1). IDSL's own
+/// hosts are not documented, so an IDSL account names its URLs.
+fn default_urls(
+    kind: ProviderKind,
+    env: Environment,
+) -> (Option<url::Url>, Option<url::Url>, Option<url::Url>) {
+    let u = |s: &str| url::Url::parse(s).ok();
+    match (kind, env) {
+        (ProviderKind::Iak, Environment::Production) => (
+            u("https://prepaid.iak.id"),
+            u("https://mobilepulsa.net"),
+            None,
+        ),
+        (ProviderKind::Iak, Environment::Development) => (
+            u("https://prepaid.iak.dev"),
+            u("https://testpostpaid.mobilepulsa.net"),
+            None,
+        ),
+        (ProviderKind::Idsl, _) => (None, None, None),
+        (ProviderKind::Mcp, Environment::Production) => (None, None, u("https://api.ifortepay.id")),
+        (ProviderKind::Mcp, Environment::Development) => {
+            (None, None, u("https://api-stage.ifortepay.id"))
+        }
+    }
+}
+
+fn http_url(field: &str, value: &str) -> Result<url::Url, String> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
+        Ok(_) => Err(format!("{field}: {value:?} is not an http(s) URL")),
+        Err(e) => Err(format!("{field}: {value:?} is not a URL ({e})")),
+    }
+}
+
+/// Deserializers that take settings written as text (environment variables) or typed (TOML).
+mod lenient {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Bool(bool),
+        Int(i64),
+        Text(String),
+    }
+
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<Scalar>::deserialize(d)? {
+            None => Ok(None),
+            Some(Scalar::Int(i)) if i >= 0 => Ok(Some(i as u64)),
+            Some(Scalar::Text(s)) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("{s:?} is not a whole number"))),
+            Some(_) => Err(D::Error::custom("expected a whole number")),
+        }
+    }
+
+    pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        match Option::<Scalar>::deserialize(d)? {
+            None => Ok(None),
+            Some(Scalar::Bool(b)) => Ok(Some(b)),
+            Some(Scalar::Text(s)) => match s.trim() {
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                _ => Err(D::Error::custom(format!("{s:?} is not true or false"))),
+            },
+            Some(_) => Err(D::Error::custom("expected true or false")),
+        }
+    }
+
+    /// A text setting that TOML may have read as a number (`username = 81234567890`).
+    pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        match Option::<Scalar>::deserialize(d)? {
+            None => Ok(None),
+            Some(Scalar::Text(s)) => Ok(Some(s)),
+            Some(Scalar::Int(i)) => Ok(Some(i.to_string())),
+            Some(Scalar::Bool(_)) => Err(D::Error::custom("expected text")),
+        }
+    }
+
+    /// A list, or (from an environment variable) comma-separated text.
+    pub fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum List {
+            Many(Vec<String>),
+            One(String),
+        }
+        Ok(match List::deserialize(d)? {
+            List::Many(v) => v,
+            List::One(s) => s
+                .split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        let vars = env.clone();
+        Config::from_parts(Some(text), &env, &move |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    const GOOD: &str = r#"
+[server]
+admin_token = "env:TOKEN"
+[[providers]]
+id = "iak"
+kind = "iak"
+username = "081234567890"
+api_key = "env:IAK_KEY"
+[[providers]]
+id = "mcp"
+kind = "mcp"
+merchant_id = "MCP2099010101"
+secret_unbound_id = "env:MCP_SECRET"
+hash_key = "env:MCP_HASH"
+callback_ips = ["52.220.38.194", "10.0.0.0/8"]
+"#;
+
+    fn good_env() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("TOKEN", "0123456789abcdef0123"),
+            ("IAK_KEY", "k"),
+            ("MCP_SECRET", "s"),
+            ("MCP_HASH", "h"),
+        ]
+    }
+
+    #[test]
+    fn defaults_file_and_environment_layer_in_that_order() {
+        let mut env = good_env();
+        env.push(("LUNAS__SERVER__LISTEN", "0.0.0.0:9000"));
+        env.push(("LUNAS__PROVIDERS__0__CONFIRM_CALLBACKS", "true"));
+        let c = load(GOOD, &env).unwrap();
+        assert_eq!(c.server.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.storage.url, DEFAULT_STORAGE);
+        assert!(c.providers[0].confirm_callbacks);
+        assert_eq!(
+            c.providers[0].prepaid_url.as_ref().unwrap().as_str(),
+            "https://prepaid.iak.id/"
+        );
+        assert_eq!(c.providers[1].callback_ips.len(), 2);
+        assert_eq!(
+            c.server.admin_token.as_ref().unwrap().expose(),
+            "0123456789abcdef0123"
+        );
+        match &c.providers[0].credentials {
+            Credentials::Iak { username, api_key } => {
+                assert_eq!((username.as_str(), api_key.expose()), ("081234567890", "k"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_mistake_is_named() {
+        let text = r#"
+[server]
+listen = "localhost"
+admin_token = "short"
+[storage]
+url = "mysql://x"
+[[providers]]
+id = "a"
+kind = "iakk"
+[[providers]]
+id = "b"
+kind = "iak"
+prepaid_url = "ftp://x"
+hash_key = "h"
+[[providers]]
+id = "c"
+kind = "mcp"
+merchant_id = "m"
+secret_unbound_id = "env:UNSET_VAR"
+hash_key = "h"
+callback_ips = ["not-an-ip"]
+[[endpoints]]
+url = "https://merchant.example/hook"
+secret = "plain"
+"#;
+        let err = load(text, &[]).unwrap_err();
+        let all = err.to_string();
+        for needle in [
+            "server.listen",
+            "admin_token: must be at least 16",
+            "storage.url",
+            "kind \"iakk\" is not one of iak, idsl, mcp",
+            "username is required for a iak provider",
+            "api_key is required",
+            "prepaid_url: \"ftp://x\" is not an http(s) URL",
+            "hash_key does not apply to a iak provider",
+            "UNSET_VAR is not set",
+            "\"not-an-ip\" is not an IP address",
+            "must start with whsec_",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn typos_and_duplicate_ids_are_refused() {
+        let err = load("[server]\nlisten_addr = \"x\"\n", &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `listen_addr`"),
+            "{err}"
+        );
+        let dup = format!("{GOOD}\n[[providers]]\nid = \"iak\"\nkind = \"idsl\"\nusername = \"u\"\napi_key = \"k\"\n");
+        let err = load(&dup, &good_env()).unwrap_err();
+        assert!(
+            err.to_string().contains("is used by another provider"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_environment_index_may_add_a_provider() {
+        let mut env = good_env();
+        for (k, v) in [
+            ("LUNAS__PROVIDERS__2__ID", "idsl"),
+            ("LUNAS__PROVIDERS__2__KIND", "idsl"),
+            ("LUNAS__PROVIDERS__2__USERNAME", "0899"),
+            ("LUNAS__PROVIDERS__2__API_KEY", "x"),
+            ("LUNAS__PROVIDERS__2__PREPAID_URL", "http://127.0.0.1:8090"),
+        ] {
+            env.push((k, v));
+        }
+        let c = load(GOOD, &env).unwrap();
+        assert_eq!(c.providers[2].id, "idsl");
+        let mut env = good_env();
+        env.push(("LUNAS__PROVIDERS__7__ID", "x"));
+        assert!(load(GOOD, &env)
+            .unwrap_err()
+            .to_string()
+            .contains("skips past the end"));
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let c = load(GOOD, &good_env()).unwrap();
+        let dump = format!("{c:?}");
+        assert!(!dump.contains("0123456789abcdef0123"));
+    }
+}

@@ -1,0 +1,356 @@
+//! The admin API under `/api/v1`, behind a bearer token.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lunas_core::{rfc3339, Detail};
+use lunas_protocol::{ProviderKind, State as TxState, TxKind};
+use lunas_store::{Registration, TxQuery};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::{ApiError, AppState};
+
+/// Lets a request through only with `Authorization: Bearer <admin token>`.
+pub async fn require_admin(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let expected = app.admin_token.expose().as_bytes();
+    match given {
+        Some(token)
+            if token.len() == expected.len() && bool::from(token.as_bytes().ct_eq(expected)) =>
+        {
+            next.run(request).await
+        }
+        Some(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the admin token is wrong",
+        )
+        .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the admin token as Authorization: Bearer <token>",
+        )
+        .into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    provider_id: Option<String>,
+    state: Option<String>,
+    kind: Option<String>,
+    needs_review: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    q: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+fn time_param(name: &str, v: &Option<String>) -> Result<Option<OffsetDateTime>, ApiError> {
+    v.as_deref()
+        .map(|s| {
+            OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("{name}: {s:?} is not an RFC 3339 time"),
+                )
+            })
+        })
+        .transpose()
+}
+
+fn int_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    v.as_deref()
+        .map(|s| {
+            s.parse::<i64>().map_err(|_| {
+                ApiError::bad_request("invalid_query", format!("{name}: {s:?} is not a number"))
+            })
+        })
+        .transpose()
+}
+
+/// `GET /api/v1/transactions`
+pub async fn list_transactions(
+    State(app): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let state = p
+        .state
+        .as_deref()
+        .map(|s| {
+            TxState::parse(s).ok_or_else(|| {
+                ApiError::bad_request("invalid_query", format!("state: {s:?} is not a state"))
+            })
+        })
+        .transpose()?;
+    let kind = p
+        .kind
+        .as_deref()
+        .map(|s| {
+            TxKind::parse(s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("kind: {s:?} is not prepaid, postpaid or va"),
+                )
+            })
+        })
+        .transpose()?;
+    let needs_review = match p.needs_review.as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("needs_review: {other:?} is not true or false"),
+            ))
+        }
+    };
+    let limit = int_param("limit", &p.limit)?.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit: must be between 1 and 500",
+        ));
+    }
+    let query = TxQuery {
+        provider_id: p.provider_id,
+        state,
+        kind,
+        needs_review,
+        since: time_param("since", &p.since)?,
+        until: time_param("until", &p.until)?,
+        search: p.q.filter(|s| !s.is_empty()),
+        cursor: int_param("cursor", &p.cursor)?,
+        limit: limit as usize,
+    };
+    let page = app.store.list_transactions(&query).await?;
+    Ok(Json(json!({
+        "items": page.items.iter().map(|t| t.to_json()).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor.map(|c| c.to_string()),
+    })))
+}
+
+/// `GET /api/v1/transactions/{provider_id}/{ref}`: the transaction and its timeline.
+pub async fn show_transaction(
+    State(app): State<AppState>,
+    Path((provider_id, reference)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let tx = app
+        .store
+        .transaction(&provider_id, &reference)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "transaction_not_found",
+                format!("no transaction {reference:?} for provider {provider_id:?}"),
+            )
+        })?;
+    let timeline = app.store.timeline(tx.id).await?;
+    Ok(Json(detail_json(&tx, &timeline)))
+}
+
+/// A transaction with `timeline`: its observations and events merged in time order.
+pub fn detail_json(tx: &lunas_core::TxRecord, timeline: &lunas_store::Timeline) -> Value {
+    let mut entries: Vec<(OffsetDateTime, u8, Value)> = Vec::new();
+    for o in &timeline.observations {
+        let mut v = o.to_json();
+        v["type"] = json!("observation");
+        v["at"] = json!(rfc3339(o.received_at));
+        entries.push((o.received_at, 0, v));
+    }
+    for e in &timeline.events {
+        let mut v = e.to_json();
+        v["event_type"] = v["type"].take();
+        v["type"] = json!("event");
+        v["at"] = json!(rfc3339(e.created_at));
+        entries.push((e.created_at, 1, v));
+    }
+    entries.sort_by_key(|e| (e.0, e.1));
+    let mut body = tx.to_json();
+    body["timeline"] = Value::Array(entries.into_iter().map(|(_, _, v)| v).collect());
+    body
+}
+
+/// `POST /api/v1/transactions`: register a transaction the merchant started.
+pub async fn register_transaction(
+    State(app): State<AppState>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("invalid_body", "expected a JSON object"))?;
+    let text = |name: &str| -> Result<Option<String>, ApiError> {
+        match obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(ApiError::bad_request(
+                "invalid_field",
+                format!("{name}: expected a string"),
+            )),
+        }
+    };
+    let required = |name: &str| -> Result<String, ApiError> {
+        text(name)?
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| ApiError::bad_request("missing_field", format!("{name} is required")))
+    };
+    let provider_id = required("provider_id")?;
+    let reference = required("ref")?;
+    if reference.len() > 128 {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "ref: at most 128 characters",
+        ));
+    }
+    let kind_text = required("kind")?;
+    let kind = TxKind::parse(&kind_text).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_field",
+            format!("kind: {kind_text:?} is not prepaid, postpaid or va"),
+        )
+    })?;
+    let provider = app.providers.get(&provider_id).ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_provider",
+            format!("no provider account {provider_id:?} is configured"),
+        )
+    })?;
+    let fits = match provider.kind {
+        ProviderKind::Iak | ProviderKind::Idsl => {
+            matches!(kind, TxKind::Prepaid | TxKind::Postpaid)
+        }
+        ProviderKind::Mcp => kind == TxKind::Va,
+    };
+    if !fits {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!(
+                "kind: a {} provider has no {} transactions",
+                provider.kind.as_str(),
+                kind.as_str()
+            ),
+        ));
+    }
+    let amount = match obj.get("amount") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            lunas_protocol::parse_int_text(&match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => String::new(),
+            })
+            .map_err(|e| ApiError::bad_request("invalid_field", format!("amount: {e}")))?,
+        ),
+    };
+    let provider_transaction_id = text("provider_transaction_id")?;
+    let order_id = text("order_id")?;
+    if kind == TxKind::Va && (order_id.is_none() || provider_transaction_id.is_none()) {
+        return Err(ApiError::bad_request(
+            "missing_field",
+            "a va transaction needs order_id and provider_transaction_id (MCPayment's transaction_id) to be checked",
+        ));
+    }
+    let registration = Registration {
+        provider_id,
+        reference,
+        kind,
+        detail: Detail {
+            amount,
+            product_code: text("product_code")?,
+            customer_id: text("customer_id")?,
+            provider_transaction_id,
+            order_id,
+            ..Detail::default()
+        },
+        at: OffsetDateTime::now_utc(),
+    };
+    let (tx, created) = app.store.register(registration).await?;
+    if tx.kind != kind {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "kind_mismatch",
+            format!(
+                "{:?} is already known as a {} transaction",
+                tx.reference,
+                tx.kind.as_str()
+            ),
+        ));
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(tx.to_json())).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EventParams {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/v1/events?after=<cursor>`: the event feed, oldest first.
+pub async fn events(
+    State(app): State<AppState>,
+    Query(p): Query<EventParams>,
+) -> Result<Json<Value>, ApiError> {
+    let after = int_param("after", &p.after)?.unwrap_or(0);
+    let limit = int_param("limit", &p.limit)?.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit: must be between 1 and 1000",
+        ));
+    }
+    let events = app.store.events_after(after, limit as usize).await?;
+    let next = events.last().map_or(after, |e| e.seq);
+    Ok(Json(json!({
+        "events": events.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
+        "next_cursor": next.to_string(),
+    })))
+}
+
+/// `GET /api/v1/providers`: each configured account with its health.
+pub async fn providers(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let health = app.store.provider_health().await?;
+    let mut ids: Vec<&String> = app.providers.keys().collect();
+    ids.sort();
+    let items: Vec<Value> = ids
+        .into_iter()
+        .map(|id| {
+            let p = &app.providers[id];
+            let h = health.iter().find(|h| &h.provider_id == id);
+            json!({
+                "id": id,
+                "kind": p.kind.as_str(),
+                "environment": p.environment.as_str(),
+                "confirm_callbacks": p.confirm_callbacks,
+                "callbacks": h.map_or(0, |h| h.callbacks),
+                "rejected": h.map_or(0, |h| h.rejected),
+                "signature_failures": h.map_or(0, |h| h.bad_signatures),
+                "last_callback_at": h.and_then(|h| h.last_callback_at).map(rfc3339),
+                "last_balance": h.and_then(|h| h.last_balance),
+                "last_balance_at": h.and_then(|h| h.last_balance_at).map(rfc3339),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
+}

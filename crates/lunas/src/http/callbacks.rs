@@ -1,0 +1,192 @@
+//! `POST /callbacks/{provider_id}`: the hot path.
+//!
+//! Order of business: find the account; check the source address; read the body within the
+//! limit; verify the signature on those bytes and read the message (provider module); store the
+//! observation, the transition and its events in one durable commit; only then answer the
+//! provider with the acknowledgement it expects. A refused message is stored as evidence and
+//! answered 4xx; it never changes a transaction. A storage failure is a 503, so the provider
+//! retries.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use lunas_core::{NewObservation, ObservationVerdict, Source};
+use lunas_store::Ingest;
+use time::OffsetDateTime;
+
+use super::{ApiError, AppState};
+use crate::providers::{self, Refusal};
+
+/// How much of a refused body is kept as evidence.
+const REFUSED_BODY_CAP: usize = 4096;
+
+pub async fn receive(
+    State(app): State<AppState>,
+    Path(provider_id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let Some(provider) = app.providers.get(&provider_id) else {
+        return ApiError::not_found(
+            "unknown_provider",
+            format!("no provider account {provider_id:?} is configured"),
+        )
+        .into_response();
+    };
+    let received_at = OffsetDateTime::now_utc();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let observation =
+        |body: &[u8], cap: usize, verdict: Option<ObservationVerdict>, reference, detail| {
+            NewObservation {
+                provider_id: provider_id.clone(),
+                reference,
+                source: Source::Callback,
+                received_at,
+                content_type: content_type.clone(),
+                remote_addr: Some(peer.ip().to_string()),
+                body: body[..body.len().min(cap)].to_vec(),
+                body_size: body.len(),
+                verdict,
+                detail,
+            }
+        };
+
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > app.body_limit) {
+        return too_large(app.body_limit);
+    }
+    let bytes = match Limited::new(body, app.body_limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return too_large(app.body_limit)
+        }
+        Err(e) => {
+            return ApiError::bad_request(
+                "unreadable_body",
+                format!("the request body could not be read: {e}"),
+            )
+            .into_response()
+        }
+    };
+
+    if !provider.callback_ips.is_empty()
+        && !provider
+            .callback_ips
+            .iter()
+            .any(|net| net.contains(&peer.ip()))
+    {
+        let refusal = Refusal {
+            verdict: ObservationVerdict::ForbiddenSource,
+            reference: None,
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden_source",
+            message: format!(
+                "{} is not an allowed callback source for {provider_id:?}",
+                peer.ip()
+            ),
+        };
+        return refuse(
+            &app,
+            &provider_id,
+            observation(&bytes, REFUSED_BODY_CAP, Some(refusal.verdict), None, None),
+            refusal,
+        )
+        .await;
+    }
+
+    let verified = match providers::verify_callback(provider, &headers, &bytes) {
+        Ok(v) => v,
+        Err(refusal) => {
+            let obs = observation(
+                &bytes,
+                REFUSED_BODY_CAP,
+                Some(refusal.verdict),
+                refusal.reference.clone(),
+                Some(refusal.message.clone()),
+            );
+            return refuse(&app, &provider_id, obs, refusal).await;
+        }
+    };
+    let reference = verified.fact.reference.clone();
+    let obs = observation(&bytes, usize::MAX, None, Some(reference.clone()), None);
+    match app
+        .store
+        .ingest(Ingest {
+            observation: obs,
+            fact: Some(verified.fact),
+        })
+        .await
+    {
+        Ok(done) => {
+            tracing::info!(
+                provider = %provider_id,
+                reference = %reference,
+                format = verified.format,
+                verdict = done.verdict.as_str(),
+                state = done.record.as_ref().map(|r| r.state.as_str()).unwrap_or("-"),
+                events = done.events.len(),
+                micros = started.elapsed().as_micros() as u64,
+                "callback committed"
+            );
+            let ack = verified.ack;
+            (
+                StatusCode::from_u16(ack.status).unwrap_or(StatusCode::OK),
+                [(header::CONTENT_TYPE, ack.content_type)],
+                ack.body,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::warn!(provider = %provider_id, reference = %reference, error = %e, "callback not committed");
+            ApiError::from(e).into_response()
+        }
+    }
+}
+
+async fn refuse(
+    app: &AppState,
+    provider_id: &str,
+    obs: NewObservation,
+    refusal: Refusal,
+) -> Response {
+    tracing::warn!(
+        provider = %provider_id,
+        reference = refusal.reference.as_deref().unwrap_or("-"),
+        remote = obs.remote_addr.as_deref().unwrap_or("-"),
+        code = refusal.code,
+        "callback refused"
+    );
+    if let Err(e) = app
+        .store
+        .ingest(Ingest {
+            observation: obs,
+            fact: None,
+        })
+        .await
+    {
+        tracing::warn!(provider = %provider_id, error = %e, "refused callback could not be kept as evidence");
+    }
+    ApiError::new(refusal.status, refusal.code, refusal.message).into_response()
+}
+
+fn too_large(limit: usize) -> Response {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the body exceeds the limit of {limit} bytes"),
+    )
+    .into_response()
+}

@@ -1,0 +1,120 @@
+//! The gateway's HTTP surface: provider callbacks, the admin API, health.
+
+pub mod api;
+pub mod callbacks;
+pub mod openapi;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lunas_protocol::Secret;
+use lunas_store::{Store, StoreError};
+use serde_json::json;
+
+use crate::config::ProviderConfig;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub providers: Arc<HashMap<String, ProviderConfig>>,
+    pub admin_token: Arc<Secret>,
+    pub body_limit: usize,
+}
+
+/// The gateway's routes.
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route(
+            openapi::TRANSACTIONS,
+            get(api::list_transactions).post(api::register_transaction),
+        )
+        .route(openapi::TRANSACTION, get(api::show_transaction))
+        .route(openapi::EVENTS, get(api::events))
+        .route(openapi::PROVIDERS, get(api::providers))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::require_admin,
+        ));
+    Router::new()
+        .route(openapi::CALLBACK, post(callbacks::receive))
+        .route(openapi::OPENAPI, get(openapi::document))
+        .route(openapi::HEALTHZ, get(healthz))
+        .route(openapi::READYZ, get(readyz))
+        .merge(admin)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// An error answer: `{"error": {"code", "message"}}` with its HTTP status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "storage error");
+        match e {
+            StoreError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "storage is unavailable; retry later",
+            ),
+            StoreError::Invalid(m) => ApiError::bad_request("invalid", m),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    app.store.ping().await?;
+    Ok(Json(json!({"status": "ready"})))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found("not_found", format!("no route for {}", uri.path()))
+}

@@ -1,0 +1,221 @@
+//! The route table and the OpenAPI document that describes it. The router uses these path
+//! constants, and a test checks that every documented operation answers and that the document
+//! lists every route.
+
+use axum::Json;
+use serde_json::{json, Value};
+
+pub const CALLBACK: &str = "/callbacks/{provider_id}";
+pub const TRANSACTIONS: &str = "/api/v1/transactions";
+pub const TRANSACTION: &str = "/api/v1/transactions/{provider_id}/{ref}";
+pub const EVENTS: &str = "/api/v1/events";
+pub const PROVIDERS: &str = "/api/v1/providers";
+pub const OPENAPI: &str = "/api/v1/openapi.json";
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+
+/// Every (method, path) the router serves.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", CALLBACK),
+    ("get", TRANSACTIONS),
+    ("post", TRANSACTIONS),
+    ("get", TRANSACTION),
+    ("get", EVENTS),
+    ("get", PROVIDERS),
+    ("get", OPENAPI),
+    ("get", HEALTHZ),
+    ("get", READYZ),
+];
+
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn query(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}, "description": description})
+}
+
+fn path(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+}
+
+/// The OpenAPI 3.1 document of the gateway.
+pub fn spec() -> Value {
+    let bearer = json!([{"bearer": []}]);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "lunas gateway",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Provider callbacks in, normalized transactions and events out. Errors are {\"error\": {\"code\", \"message\"}}."
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                        "code": {"type": "string"}, "message": {"type": "string"}}}}
+                },
+                "Transaction": {
+                    "type": "object",
+                    "required": ["provider_id", "ref", "kind", "state", "needs_review", "created_at", "updated_at"],
+                    "properties": {
+                        "provider_id": {"type": "string"},
+                        "ref": {"type": "string"},
+                        "kind": {"enum": ["prepaid", "postpaid", "va"]},
+                        "state": {"enum": ["pending", "succeeded", "failed", "awaiting_payment", "partially_paid", "paid", "expired", "canceled", "refunded"]},
+                        "needs_review": {"type": "boolean"},
+                        "amount": {"type": ["integer", "null"], "description": "whole rupiah"},
+                        "product_code": {"type": ["string", "null"]},
+                        "customer_id": {"type": ["string", "null"]},
+                        "provider_transaction_id": {"type": ["string", "null"]},
+                        "response_code": {"type": ["string", "null"]},
+                        "message": {"type": ["string", "null"]},
+                        "serial_number": {"type": ["string", "null"]},
+                        "pin": {"type": ["string", "null"]},
+                        "activation_code": {"type": ["string", "null"]},
+                        "balance_after": {"type": ["integer", "null"]},
+                        "order_id": {"type": ["string", "null"], "description": "va only"},
+                        "total_paid": {"type": ["integer", "null"], "description": "va only"},
+                        "payments": {"type": "array", "description": "va only"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "updated_at": {"type": "string", "format": "date-time"}
+                    }
+                },
+                "Event": {
+                    "type": "object",
+                    "required": ["id", "type", "created_at", "data"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "type": {"type": "string"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "data": {"$ref": "#/components/schemas/Transaction"}
+                    }
+                }
+            }
+        },
+        "paths": {
+            CALLBACK: {"post": {
+                "summary": "Receive a provider callback (IAK/IDSL JSON or XML, MCPayment JSON)",
+                "parameters": [path("provider_id")],
+                "requestBody": {"required": true, "content": {"application/json": {}, "application/xml": {}}},
+                "responses": {
+                    "200": {"description": "Committed durably; the body is the acknowledgement the provider expects"},
+                    "400": error_response("Malformed body, XML with DOCTYPE or entities, missing field, unknown status"),
+                    "401": error_response("Signature does not verify"),
+                    "403": error_response("Source address not allowed"),
+                    "404": error_response("Unknown provider account"),
+                    "413": error_response("Body over the limit"),
+                    "503": error_response("Storage unavailable: retry")
+                }
+            }},
+            TRANSACTIONS: {
+                "get": {
+                    "summary": "List transactions, newest first",
+                    "security": bearer,
+                    "parameters": [
+                        query("provider_id", "provider account id"),
+                        query("state", "normalized state"),
+                        query("kind", "prepaid | postpaid | va"),
+                        query("needs_review", "true | false"),
+                        query("since", "created at or after (RFC 3339)"),
+                        query("until", "created before (RFC 3339)"),
+                        query("q", "exact ref or customer number"),
+                        query("cursor", "next_cursor of the previous page"),
+                        query("limit", "1..500, default 50")
+                    ],
+                    "responses": {
+                        "200": {"description": "A page", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Transaction"}},
+                            "next_cursor": {"type": ["string", "null"]}}}}}},
+                        "400": error_response("Invalid query"),
+                        "401": error_response("Missing or wrong admin token")
+                    }
+                },
+                "post": {
+                    "summary": "Register a transaction the merchant started, so it is tracked even if no callback comes",
+                    "security": bearer,
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "required": ["provider_id", "ref", "kind"],
+                        "properties": {
+                            "provider_id": {"type": "string"}, "ref": {"type": "string"},
+                            "kind": {"enum": ["prepaid", "postpaid", "va"]},
+                            "product_code": {"type": "string"}, "customer_id": {"type": "string"},
+                            "amount": {"type": ["integer", "string"]},
+                            "provider_transaction_id": {"type": "string"}, "order_id": {"type": "string"}}}}}},
+                    "responses": {
+                        "201": {"description": "Created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Transaction"}}}},
+                        "200": {"description": "Already known; returned as stored"},
+                        "400": error_response("Invalid body"),
+                        "401": error_response("Missing or wrong admin token"),
+                        "409": error_response("Known with another kind")
+                    }
+                }
+            },
+            TRANSACTION: {"get": {
+                "summary": "A transaction with its timeline of observations and events",
+                "security": bearer,
+                "parameters": [path("provider_id"), path("ref")],
+                "responses": {
+                    "200": {"description": "The transaction and `timeline`"},
+                    "401": error_response("Missing or wrong admin token"),
+                    "404": error_response("No such transaction")
+                }
+            }},
+            EVENTS: {"get": {
+                "summary": "The event feed, oldest first",
+                "security": bearer,
+                "parameters": [query("after", "cursor: events after this one"), query("limit", "1..1000, default 100")],
+                "responses": {
+                    "200": {"description": "Events and the cursor to continue from", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                        "next_cursor": {"type": "string"}}}}}},
+                    "401": error_response("Missing or wrong admin token")
+                }
+            }},
+            PROVIDERS: {"get": {
+                "summary": "Provider accounts and their health",
+                "security": bearer,
+                "responses": {"200": {"description": "Accounts"}, "401": error_response("Missing or wrong admin token")}
+            }},
+            OPENAPI: {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+            HEALTHZ: {"get": {"summary": "The process is up", "responses": {"200": {"description": "ok"}}}},
+            READYZ: {"get": {"summary": "The store answers", "responses": {"200": {"description": "ready"}, "503": error_response("Storage unavailable")}}}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_lists_exactly_the_routes() {
+        let spec = spec();
+        let mut documented: Vec<(String, String)> = spec["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(p, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (m.clone(), p.clone()))
+            })
+            .collect();
+        documented.sort();
+        let mut routes: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).into(), (*p).into()))
+            .collect();
+        routes.sort();
+        assert_eq!(documented, routes);
+    }
+}

@@ -1,0 +1,19 @@
+//! Logs: `tracing` to standard error, filtered by `LUNAS_LOG` (default `info`), as text or, with
+//! `LUNAS_LOG_FORMAT=json`, one JSON object per line. Nothing logs a body, a secret or customer
+//! goods: handlers log ids, verdicts and timings only.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber once; later calls are no-ops.
+pub fn init() {
+    let filter = EnvFilter::try_from_env("LUNAS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LUNAS_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
