@@ -138,7 +138,8 @@ impl Sandbox {
     /// Sends every callback that is due now: production outcomes whose delay has passed,
     /// VA expiries, scheduled follow-ups and retries. Repeats until nothing more is due (so a
     /// retry with a zero delay is made in the same call) and returns the number of attempts
-    /// made. The background dispatcher of [`Sandbox::serve`] calls exactly this.
+    /// made. The background dispatcher of [`Sandbox::serve`] calls exactly this; once
+    /// `serve` is shutting down, the attempt in flight is finished and the rest left queued.
     pub async fn run_due(&self) -> usize {
         let mut attempts = 0;
         loop {
@@ -151,7 +152,16 @@ impl Sandbox {
             if due.is_empty() {
                 return attempts;
             }
-            for job in due {
+            let mut jobs = due.into_iter();
+            while let Some(job) = jobs.next() {
+                if *self.inner.shutdown.borrow() {
+                    // Shutting down: what was not started goes back, nothing is half-sent.
+                    let mut st = self.lock();
+                    for job in std::iter::once(job).chain(jobs) {
+                        st.schedule(now, job);
+                    }
+                    return attempts;
+                }
                 if let Job::Deliver(d) = job {
                     if d.url.is_some() {
                         attempts += 1;

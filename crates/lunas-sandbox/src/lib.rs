@@ -190,10 +190,9 @@ impl Sandbox {
             if *stop.borrow() {
                 return;
             }
-            tokio::select! {
-                _ = self.run_due() => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
+            // Not raced against shutdown: an attempt in flight is finished, so every callback
+            // a receiver got is also in the log.
+            self.run_due().await;
             let wait = self.until_next_due().min(Duration::from_millis(250));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}

@@ -37,7 +37,7 @@ pub struct RequestRecord {
 }
 
 /// What became of one callback attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallbackOutcome {
     /// The receiver accepted it (IAK/IDSL: any 2xx; MCPayment: 200).
@@ -53,7 +53,7 @@ pub enum CallbackOutcome {
 }
 
 /// Why a callback was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallbackKind {
     /// The final outcome of a prepaid top-up.

@@ -112,9 +112,9 @@ pub(crate) async fn inquiry(
         command: Some("va-inquiry"),
         ..Seen::default()
     };
-    let response = match lookup(&sb, &headers, &body, &mut seen) {
+    let response = match authenticate(&sb, &headers, &body, &mut seen) {
         Err(refusal) => respond(Err(refusal), &mut seen),
-        Ok((index, external_id)) => {
+        Ok((index, req)) => {
             let fault = sb.check_status_fault(index);
             seen.fault = fault.map(CheckFault::as_str);
             match fault {
@@ -125,11 +125,7 @@ pub(crate) async fn inquiry(
                     let now = sb.now();
                     let mut st = sb.lock();
                     sb.settle(&mut st, now);
-                    let result = st.accounts[index]
-                        .vas
-                        .get(&external_id)
-                        .map(|va| view(va, INQUIRY_HISTORY))
-                        .ok_or_else(not_found);
+                    let result = find(&st, index, &req).map(|va| view(va, INQUIRY_HISTORY));
                     drop(st);
                     sb.inner.wake.notify_one();
                     respond(result, &mut seen)
@@ -151,13 +147,14 @@ pub(crate) async fn cancel(
         command: Some("va-cancel"),
         ..Seen::default()
     };
-    let result = lookup(&sb, &headers, &body, &mut seen).and_then(|(index, external_id)| {
+    let result = authenticate(&sb, &headers, &body, &mut seen).and_then(|(index, req)| {
         let now = sb.now();
         let mut st = sb.lock();
         sb.settle(&mut st, now);
+        find(&st, index, &req)?;
         let va = st.accounts[index]
             .vas
-            .get_mut(&external_id)
+            .get_mut(&req.external_id)
             .ok_or_else(not_found)?;
         if !va.payable() {
             return Err((
@@ -245,19 +242,23 @@ fn parse_error(e: &ProtocolError) -> Refusal {
     bad_request(e.to_string())
 }
 
-/// Authenticates an inquiry or cancel and finds its VA: `(account, external_id)`.
-fn lookup(
+/// Authenticates an inquiry or cancel: `(account, request)`.
+fn authenticate(
     sb: &Sandbox,
     headers: &HeaderMap,
     body: &[u8],
     seen: &mut Seen,
-) -> Result<(usize, String), Refusal> {
+) -> Result<(usize, VaLookupRequest), Refusal> {
     let index = sb.mcp_account(headers)?;
     seen.account = Some(sb.inner.accounts[index].id.clone());
     let req = VaLookupRequest::parse(body).map_err(|e| parse_error(&e))?;
     seen.reference = Some(req.external_id.clone());
     sb.check_signature(index, headers, &req.external_id, &req.order_id)?;
-    let st = sb.lock();
+    Ok((index, req))
+}
+
+/// The VA a lookup names: its `external_id`, `order_id` and `transaction_id` must all match.
+fn find<'a>(st: &'a State, index: usize, req: &VaLookupRequest) -> Result<&'a Va, Refusal> {
     let va = st.accounts[index]
         .vas
         .get(&req.external_id)
@@ -265,7 +266,7 @@ fn lookup(
     if va.order_id != req.order_id || va.transaction_id != req.transaction_id {
         return Err(not_found());
     }
-    Ok((index, req.external_id))
+    Ok(va)
 }
 
 /// The VA number prefix of a bank, so numbers look like the bank's.
