@@ -237,6 +237,32 @@ pub struct AccountConfig {
     pub faults: FaultConfig,
 }
 
+impl AccountConfig {
+    /// An account of `kind` with nothing else set, for building configurations in code:
+    /// `AccountConfig { username: Some(..), ..AccountConfig::new(AccountKind::Iak) }`.
+    pub fn new(kind: AccountKind) -> Self {
+        AccountConfig {
+            kind,
+            id: None,
+            username: None,
+            api_key: None,
+            merchant_id: None,
+            secret_unbound_id: None,
+            hash_key: None,
+            sub_merchant_id: None,
+            environment: Environment::default(),
+            callback_url: None,
+            callback_format: None,
+            api_version: None,
+            deposit: None,
+            callback_delay_ms: None,
+            callback_timeout_ms: None,
+            retry_delays_ms: None,
+            faults: FaultConfig::default(),
+        }
+    }
+}
+
 /// `[sandbox.accounts.faults]`: deliberate misbehaviour, decided per transaction from the
 /// sandbox `seed`, the account id and the transaction's ref, so the same ref always meets the
 /// same faults. Probabilities are between 0 (never) and 1 (always); counts are numbers of calls.

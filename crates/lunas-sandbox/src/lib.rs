@@ -109,19 +109,27 @@ impl Sandbox {
 
     /// Validates `config` and builds a sandbox on `clock` (a [`Clock::manual`] in tests).
     pub fn with_clock(config: SandboxConfig, clock: Clock) -> Result<Sandbox, ConfigError> {
-        Ok(Sandbox::from_valid(config.validate()?, clock))
+        Sandbox::from_valid(config.validate()?, clock)
     }
 
-    /// Builds a sandbox from an already validated configuration.
-    pub fn from_valid(valid: ValidSandbox, clock: Clock) -> Sandbox {
+    /// Builds a sandbox from an already validated configuration. Fails only when no HTTP
+    /// client for callbacks can be made (no TLS support on the machine).
+    pub fn from_valid(valid: ValidSandbox, clock: Clock) -> Result<Sandbox, ConfigError> {
+        // Callbacks go straight to their URL: never through a proxy from the environment, and
+        // a redirect is an answer like any other, not followed.
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent("lunas-sandbox")
             .build()
-            .unwrap_or_default();
+            .map_err(|e| {
+                ConfigError::new(
+                    "sandbox",
+                    format!("cannot make the callback HTTP client: {e}"),
+                )
+            })?;
         let state = State::new(valid.seed, &valid.accounts);
-        Sandbox {
+        Ok(Sandbox {
             inner: Arc::new(Inner {
                 accounts: valid.accounts,
                 seed: valid.seed,
@@ -131,7 +139,7 @@ impl Sandbox {
                 wake: Notify::new(),
                 shutdown: watch::channel(false).0,
             }),
-        }
+        })
     }
 
     /// The HTTP interface: every provider path and every control path.

@@ -210,3 +210,30 @@ callback_url = "http://127.0.0.1:1/cb"
         assert!(!shown_valid.contains(secret), "{shown_valid}");
     }
 }
+
+#[test]
+fn configurations_can_be_built_in_code() {
+    use lunas_sandbox::{AccountConfig, SecretSpec};
+    let config = SandboxConfig {
+        accounts: vec![
+            AccountConfig {
+                id: Some("demo-iak".into()),
+                username: Some("0812".into()),
+                api_key: Some(SecretSpec::new("k")),
+                environment: Environment::Production,
+                callback_url: Some("http://127.0.0.1:8080/callbacks/demo-iak".into()),
+                ..AccountConfig::new(AccountKind::Iak)
+            },
+            AccountConfig {
+                merchant_id: Some("M".into()),
+                secret_unbound_id: Some(SecretSpec::new("s")),
+                hash_key: Some(SecretSpec::new("h")),
+                ..AccountConfig::new(AccountKind::Mcp)
+            },
+        ],
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::new(config).unwrap();
+    let ids: Vec<_> = sandbox.accounts().iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["demo-iak", "mcp"]);
+}

@@ -537,3 +537,31 @@ async fn idsl_accounts_are_served_on_the_same_paths() {
         "39"
     );
 }
+
+#[tokio::test]
+async fn a_one_item_xml_price_list_still_reads_as_a_list() {
+    let h = Harness::standard().await;
+    for version in [ApiVersion::V2, ApiVersion::V1] {
+        let req = PrepaidRequest::new(
+            IAK_USER,
+            &Secret::new(IAK_KEY),
+            PrepaidCommand::PriceList {
+                product_type: Some("esim".into()),
+                operator: None,
+                status: None,
+            },
+        );
+        let answer = h
+            .post(
+                &req.path(version),
+                "application/xml",
+                req.encode(Format::Xml, version),
+            )
+            .await;
+        let list = PriceListResult::parse(&answer.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", answer.text()))
+            .message;
+        assert_eq!(list.pricelist.len(), 1, "{}", answer.text());
+        assert_eq!(list.pricelist[0].product_code, "esimtsel10gb");
+    }
+}
