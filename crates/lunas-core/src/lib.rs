@@ -7,8 +7,10 @@
 //! The store calls [`decide`] inside its write transaction, so the rules are applied to the
 //! committed state and their result is committed atomically with the observation and events.
 
+pub mod delivery;
 pub mod model;
 pub mod transition;
 
+pub use delivery::*;
 pub use model::*;
 pub use transition::{decide, Decision};

@@ -10,6 +10,7 @@ mod model;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 pub use model::*;
 
@@ -59,6 +60,49 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the store can serve reads and writes now.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    // --- Delivery to the merchant's endpoints -------------------------------------------
+
+    /// Starts each endpoint not seen before at the current end of the event feed (a new
+    /// endpoint receives events from now on; older ones can be redelivered).
+    async fn init_endpoints(&self, endpoints: &[EndpointFilter]) -> Result<(), StoreError>;
+
+    /// Creates the deliveries of events each endpoint has not yet seen, at most `limit` events
+    /// per endpoint. Returns how many deliveries were created.
+    async fn fan_out(
+        &self,
+        endpoints: &[EndpointFilter],
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<usize, StoreError>;
+
+    /// Leases up to `limit` deliveries that are due, to the endpoints in `endpoints` only,
+    /// skipping any delivery whose transaction has an earlier event not yet delivered to the
+    /// same endpoint (events reach each endpoint in order per transaction).
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+        limit: usize,
+        endpoints: &[String],
+    ) -> Result<Vec<DeliveryJob>, StoreError>;
+
+    /// Records an attempt and what follows it; releases the lease.
+    async fn record_attempt(&self, record: AttemptRecord) -> Result<(), StoreError>;
+
+    /// Queues deliveries again, due now. Returns how many.
+    async fn redeliver(
+        &self,
+        what: Redeliver,
+        endpoints: &[EndpointFilter],
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError>;
+
+    /// Deliveries matching `query`, newest first, with their attempts.
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Page<Delivery>, StoreError>;
+
+    /// Delivery counters per endpoint.
+    async fn endpoint_stats(&self) -> Result<Vec<EndpointStats>, StoreError>;
 }
 
 /// Opens the store a URL names (`sqlite://path`), running its migrations.

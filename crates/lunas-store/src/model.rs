@@ -85,6 +85,8 @@ pub struct Page<T> {
 pub struct Timeline {
     pub observations: Vec<Observation>,
     pub events: Vec<Event>,
+    /// Deliveries of those events, each with its attempts.
+    pub deliveries: Vec<Delivery>,
 }
 
 /// What the store knows of one provider account's health.
@@ -97,4 +99,76 @@ pub struct ProviderHealth {
     pub last_callback_at: Option<OffsetDateTime>,
     pub last_balance: Option<i64>,
     pub last_balance_at: Option<OffsetDateTime>,
+}
+
+pub use lunas_core::{Attempt, Delivery, DeliveryState};
+
+/// An endpoint as the store needs it: its key and its event filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointFilter {
+    pub id: String,
+    pub events: Vec<String>,
+}
+
+/// A delivery claimed for an attempt (leased until the attempt is recorded or the lease ends).
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub delivery_id: i64,
+    pub endpoint: String,
+    /// Attempts already made in the current schedule.
+    pub attempts: i64,
+    pub event: Event,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptNext {
+    Delivered,
+    RetryAt(OffsetDateTime),
+    Dead,
+}
+
+/// One attempt's result, to record.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: i64,
+    pub attempt: Attempt,
+    pub next: AttemptNext,
+}
+
+/// What to deliver again.
+#[derive(Debug, Clone)]
+pub enum Redeliver {
+    /// One event (by its `evt_...` id), to every endpoint whose filters match.
+    Event(String),
+    /// Every event of one transaction.
+    Transaction(i64),
+    /// Every dead-lettered delivery whose event was created in the window.
+    Dead {
+        since: Option<OffsetDateTime>,
+        until: Option<OffsetDateTime>,
+        endpoint: Option<String>,
+    },
+}
+
+/// A filter over deliveries.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub state: Option<DeliveryState>,
+    pub endpoint: Option<String>,
+    pub cursor: Option<i64>,
+    pub limit: usize,
+}
+
+/// Delivery counters of one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub endpoint: String,
+    pub pending: i64,
+    pub delivered: i64,
+    pub dead: i64,
+    pub last_status: Option<u16>,
+    pub last_attempt_at: Option<OffsetDateTime>,
+    /// Attempts answered 410 Gone: surfaced, never acted on silently.
+    pub gone: i64,
 }

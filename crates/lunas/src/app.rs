@@ -9,7 +9,10 @@ use std::sync::Arc;
 use lunas_store::{StoreError, StoreOptions};
 use tokio::net::TcpListener;
 
+use tokio::sync::Notify;
+
 use crate::config::Config;
+use crate::delivery::Deliverer;
 use crate::http::{self, AppState};
 
 /// Why the gateway could not start.
@@ -29,6 +32,7 @@ pub enum StartError {
 /// A built gateway, ready to serve.
 pub struct Gateway {
     state: AppState,
+    deliverer: Arc<Deliverer>,
 }
 
 impl Gateway {
@@ -51,22 +55,57 @@ impl Gateway {
             .iter()
             .map(|p| (p.id.clone(), p.clone()))
             .collect();
+        let deliverer = Deliverer::new(
+            Arc::clone(&store),
+            &config.endpoints,
+            config.delivery.clone(),
+        )
+        .map_err(StartError::Config)?;
+        deliverer.init().await?;
+        let deliverer = Arc::new(deliverer);
         Ok(Gateway {
             state: AppState {
                 store,
                 providers: Arc::new(providers),
                 admin_token: Arc::new(admin_token),
                 body_limit: config.server.body_limit,
+                wake: Arc::new(Notify::new()),
+                endpoints: Arc::new(config.endpoints.clone()),
+                filters: Arc::new(deliverer.filters().to_vec()),
             },
+            deliverer,
         })
+    }
+
+    /// The delivery worker, for driving it step by step (tests, tools).
+    pub fn deliverer(&self) -> Arc<Deliverer> {
+        Arc::clone(&self.deliverer)
     }
 
     pub fn router(&self) -> axum::Router {
         http::router(self.state.clone())
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves HTTP and runs the workers until `shutdown` completes; then finishes the requests
+    /// and delivery attempts in flight.
     pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let stop = Arc::new(Notify::new());
+        let worker = tokio::spawn(
+            Arc::clone(&self.deliverer).run(Arc::clone(&self.state.wake), Arc::clone(&stop)),
+        );
+        let served = self.serve_http(listener, shutdown).await;
+        stop.notify_one();
+        let _ = worker.await;
+        served
+    }
+
+    /// Serves HTTP only, without the background workers (which the caller then drives with
+    /// their `step` methods). Stops when `shutdown` completes.
+    pub async fn serve_http(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,

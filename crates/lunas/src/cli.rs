@@ -39,6 +39,40 @@ pub enum Command {
     /// Secrets may be written `env:VAR_NAME` to read them from the environment.
     #[command(subcommand)]
     Sign(SignCommand),
+    /// Work with the events delivered to your endpoints.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Queue deliveries again, due now: one event, every event of one transaction, or every
+    /// dead-lettered delivery (optionally within a time window). A running `lunas serve` picks
+    /// them up within its poll interval.
+    Redeliver(Redeliver),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(false)))]
+pub struct Redeliver {
+    /// One event, by its id (evt_...).
+    #[arg(long, group = "what")]
+    pub event: Option<String>,
+    /// Every event of one transaction: PROVIDER_ID REF.
+    #[arg(long, group = "what", num_args = 2, value_names = ["PROVIDER_ID", "REF"])]
+    pub transaction: Option<Vec<String>>,
+    /// Every dead-lettered delivery.
+    #[arg(long, group = "what")]
+    pub dead: bool,
+    /// With --dead: events created at or after this RFC 3339 time.
+    #[arg(long, requires = "dead")]
+    pub since: Option<String>,
+    /// With --dead: events created before this RFC 3339 time.
+    #[arg(long, requires = "dead")]
+    pub until: Option<String>,
+    /// With --dead: only this endpoint (its id, or its URL when it has none).
+    #[arg(long, requires = "dead")]
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +193,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Serve => runtime()?.block_on(serve(cli.config)),
         Command::Migrate => runtime()?.block_on(migrate(cli.config)),
         Command::Tx(cmd) => runtime()?.block_on(tx(cli.config, cmd)),
+        Command::Events(EventsCommand::Redeliver(a)) => {
+            runtime()?.block_on(redeliver(cli.config, a))
+        }
     }
 }
 
@@ -203,6 +240,53 @@ async fn open_store(config: &Config) -> Result<std::sync::Arc<dyn lunas_store::S
     lunas_store::open(&config.storage.url, &options)
         .await
         .map_err(|e| e.to_string())
+}
+
+async fn redeliver(path: Option<PathBuf>, a: Redeliver) -> Result<ExitCode, String> {
+    use time::format_description::well_known::Rfc3339;
+    let config = load(path)?;
+    if config.endpoints.is_empty() {
+        return Err("no [[endpoints]] are configured: there is nowhere to deliver to".into());
+    }
+    let store = open_store(&config).await?;
+    let filters: Vec<lunas_store::EndpointFilter> = config
+        .endpoints
+        .iter()
+        .map(|e| lunas_store::EndpointFilter {
+            id: e.id.clone(),
+            events: e.events.clone(),
+        })
+        .collect();
+    let time = |name: &str, v: &Option<String>| -> Result<Option<time::OffsetDateTime>, String> {
+        v.as_deref()
+            .map(|s| {
+                time::OffsetDateTime::parse(s, &Rfc3339)
+                    .map_err(|_| format!("--{name}: {s:?} is not an RFC 3339 time"))
+            })
+            .transpose()
+    };
+    let what = if let Some(id) = a.event {
+        lunas_store::Redeliver::Event(id)
+    } else if let Some(t) = a.transaction {
+        let tx = store
+            .transaction(&t[0], &t[1])
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no transaction {:?} for provider {:?}", t[1], t[0]))?;
+        lunas_store::Redeliver::Transaction(tx.id)
+    } else {
+        lunas_store::Redeliver::Dead {
+            since: time("since", &a.since)?,
+            until: time("until", &a.until)?,
+            endpoint: a.endpoint,
+        }
+    };
+    let n = store
+        .redeliver(what, &filters, time::OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("queued {n} deliveries");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn migrate(path: Option<PathBuf>) -> Result<ExitCode, String> {

@@ -42,6 +42,8 @@ struct RawConfig {
     providers: Vec<RawProvider>,
     #[serde(default)]
     endpoints: Vec<RawEndpoint>,
+    #[serde(default)]
+    delivery: RawDelivery,
     /// Read by `lunas sandbox` and `lunas demo`; kept as written here.
     #[serde(default)]
     sandbox: Option<toml::Value>,
@@ -90,9 +92,27 @@ struct RawProvider {
     callback_ips: Vec<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    /// Waits after each failed attempt, e.g. ["5s", "5m", "30m", "2h", "5h", "10h", "10h"].
+    #[serde(default, deserialize_with = "lenient::opt_string_list")]
+    schedule: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    concurrency: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    per_endpoint: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    poll_ms: Option<u64>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEndpoint {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    id: Option<String>,
     url: Option<String>,
     secret: Option<String>,
     #[serde(default, deserialize_with = "lenient::string_list")]
@@ -109,6 +129,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub providers: Vec<ProviderConfig>,
     pub endpoints: Vec<EndpointConfig>,
+    pub delivery: DeliveryConfig,
     /// The `[sandbox]` table, for `lunas sandbox` and `lunas demo`.
     pub sandbox: Option<toml::Value>,
     /// The file the configuration came from, if any.
@@ -176,8 +197,57 @@ pub struct ProviderConfig {
     pub callback_ips: Vec<IpNet>,
 }
 
+/// How events are delivered to endpoints.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub policy: lunas_core::RetryPolicy,
+    /// Per attempt.
+    pub timeout: Duration,
+    /// Attempts in flight at once, in all.
+    pub concurrency: usize,
+    /// Attempts in flight at once to one endpoint.
+    pub per_endpoint: usize,
+    /// How often the worker looks for due retries when nothing wakes it.
+    pub poll: Duration,
+    /// How long a claimed delivery stays leased to its attempt.
+    pub lease: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            policy: lunas_core::RetryPolicy::default(),
+            timeout: Duration::from_secs(15),
+            concurrency: 32,
+            per_endpoint: 8,
+            poll: Duration::from_millis(500),
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Parses `250ms`, `5s`, `5m`, `2h`, `1d`, or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 5s, 5m, 2h"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{text:?}: unknown unit (use ms, s, m, h or d)")),
+    };
+    Ok(Duration::from_millis(n.saturating_mul(ms)))
+}
+
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
+    /// The key of its deliveries (default: the URL).
+    pub id: String,
     pub url: url::Url,
     pub secret: Secret,
     pub events: Vec<String>,
@@ -416,12 +486,43 @@ fn validate(
             e.events
         };
         if let (Some(url), Some(secret)) = (url, secret) {
+            let id = e.id.unwrap_or_else(|| url.to_string());
+            if endpoints.iter().any(|x: &EndpointConfig| x.id == id) {
+                errors.push(format!("{name}: id {id:?} is used by another endpoint"));
+            }
             endpoints.push(EndpointConfig {
+                id,
                 url,
                 secret,
                 events,
             });
         }
+    }
+
+    let mut delivery = DeliveryConfig::default();
+    if let Some(schedule) = raw.delivery.schedule {
+        let parsed: Result<Vec<Duration>, String> =
+            schedule.iter().map(|s| parse_duration(s)).collect();
+        match parsed {
+            Ok(waits) => delivery.policy.schedule = waits,
+            Err(e) => errors.push(format!("delivery.schedule: {e}")),
+        }
+    }
+    if let Some(ms) = raw.delivery.timeout_ms {
+        if ms == 0 {
+            errors.push("delivery.timeout_ms: must be positive".into());
+        }
+        delivery.timeout = Duration::from_millis(ms);
+        delivery.lease = delivery.lease.max(delivery.timeout * 2);
+    }
+    if let Some(n) = raw.delivery.concurrency {
+        delivery.concurrency = n.max(1) as usize;
+    }
+    if let Some(n) = raw.delivery.per_endpoint {
+        delivery.per_endpoint = n.max(1) as usize;
+    }
+    if let Some(ms) = raw.delivery.poll_ms {
+        delivery.poll = Duration::from_millis(ms.max(10));
     }
 
     if errors.is_empty() {
@@ -434,6 +535,7 @@ fn validate(
             storage: StorageConfig { url, busy_timeout },
             providers,
             endpoints,
+            delivery,
             sandbox: raw.sandbox,
             source: None,
         })
@@ -689,6 +791,12 @@ mod lenient {
             Some(Scalar::Int(i)) => Ok(Some(i.to_string())),
             Some(Scalar::Bool(_)) => Err(D::Error::custom("expected text")),
         }
+    }
+
+    pub fn opt_string_list<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<String>>, D::Error> {
+        string_list(d).map(Some)
     }
 
     /// A list, or (from an environment variable) comma-separated text.

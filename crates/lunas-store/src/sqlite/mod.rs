@@ -1,6 +1,7 @@
 //! SQLite: WAL, `synchronous = FULL` (every commit is fsync'd before it returns), one writer
 //! thread doing group commit, a small pool of read connections.
 
+mod delivery;
 mod rows;
 mod writer;
 
@@ -8,18 +9,23 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use lunas_core::to_millis;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use time::OffsetDateTime;
 
 use crate::model::*;
 use crate::{Store, StoreError};
 use rows::{
-    event_from_row, observation_from_row, tx_from_row, EVENT_COLUMNS, OBSERVATION_COLUMNS,
-    TX_COLUMNS,
+    attempt_from_row, delivery_from_row, event_from_row, observation_from_row, tx_from_row,
+    ATTEMPT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS, OBSERVATION_COLUMNS, TX_COLUMNS,
 };
 use writer::{WriteOp, WriteResult, Writer};
 
 /// The migrations, applied in order; `PRAGMA user_version` counts how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_deliveries.sql"),
+];
 
 const READERS: usize = 4;
 
@@ -58,6 +64,14 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
         ran += 1;
     }
     Ok(ran)
+}
+
+fn attempts_of(c: &Connection, delivery_id: i64) -> rusqlite::Result<Vec<lunas_core::Attempt>> {
+    c.prepare_cached(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts WHERE delivery_id = ?1 ORDER BY id"
+    ))?
+    .query_map([delivery_id], attempt_from_row)?
+    .collect()
 }
 
 impl SqliteStore {
@@ -170,7 +184,17 @@ impl Store for SqliteStore {
                 .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE transaction_id = ?1 ORDER BY seq"))?
                 .query_map([transaction_id], event_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Timeline { observations, events })
+            let mut deliveries = c
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+                     WHERE d.transaction_id = ?1 ORDER BY d.event_seq, d.endpoint"
+                ))?
+                .query_map([transaction_id], delivery_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for d in &mut deliveries {
+                d.history = attempts_of(c, d.id)?;
+            }
+            Ok(Timeline { observations, events, deliveries })
         })
         .await
     }
@@ -264,6 +288,140 @@ impl Store for SqliteStore {
                     last_callback_at: r.get::<_, Option<i64>>(4)?.map(lunas_core::from_millis),
                     last_balance: r.get(5)?,
                     last_balance_at: r.get::<_, Option<i64>>(6)?.map(lunas_core::from_millis),
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn init_endpoints(&self, endpoints: &[EndpointFilter]) -> Result<(), StoreError> {
+        self.writer
+            .submit(WriteOp::InitEndpoints(endpoints.to_vec()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn fan_out(
+        &self,
+        endpoints: &[EndpointFilter],
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let op = WriteOp::FanOut {
+            endpoints: endpoints.to_vec(),
+            now: to_millis(now),
+            limit,
+        };
+        match self.writer.submit(op).await? {
+            WriteResult::Count(n) => Ok(n),
+            other => Err(StoreError::Unavailable(format!(
+                "writer answered {other:?}"
+            ))),
+        }
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+        limit: usize,
+        endpoints: &[String],
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
+        if endpoints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let op = WriteOp::Claim {
+            now: to_millis(now),
+            lease_ms: lease.as_millis() as i64,
+            limit,
+            endpoints: endpoints.to_vec(),
+        };
+        match self.writer.submit(op).await? {
+            WriteResult::Claimed(jobs) => Ok(jobs),
+            other => Err(StoreError::Unavailable(format!(
+                "writer answered {other:?}"
+            ))),
+        }
+    }
+
+    async fn record_attempt(&self, record: AttemptRecord) -> Result<(), StoreError> {
+        self.writer
+            .submit(WriteOp::RecordAttempt(record))
+            .await
+            .map(|_| ())
+    }
+
+    async fn redeliver(
+        &self,
+        what: Redeliver,
+        endpoints: &[EndpointFilter],
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let op = WriteOp::Redeliver {
+            what,
+            endpoints: endpoints.to_vec(),
+            now: to_millis(now),
+        };
+        match self.writer.submit(op).await? {
+            WriteResult::Count(n) => Ok(n),
+            other => Err(StoreError::Unavailable(format!(
+                "writer answered {other:?}"
+            ))),
+        }
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Page<Delivery>, StoreError> {
+        let q = query.clone();
+        self.read(move |c| {
+            let limit = q.limit.clamp(1, 500);
+            let mut items = c
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+                     WHERE (?1 IS NULL OR d.state = ?1) AND (?2 IS NULL OR d.endpoint = ?2) \
+                     AND (?3 IS NULL OR d.id < ?3) ORDER BY d.id DESC LIMIT ?4"
+                ))?
+                .query_map(
+                    params![q.state.map(|s| s.as_str()), q.endpoint, q.cursor, (limit + 1) as i64],
+                    delivery_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let next_cursor = if items.len() > limit {
+                items.truncate(limit);
+                items.last().map(|d| d.id)
+            } else {
+                None
+            };
+            for d in &mut items {
+                d.history = attempts_of(c, d.id)?;
+            }
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn endpoint_stats(&self) -> Result<Vec<EndpointStats>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT d.endpoint, \
+                   SUM(d.state = 'pending'), SUM(d.state = 'delivered'), SUM(d.state = 'dead'), \
+                   (SELECT a.status FROM delivery_attempts a JOIN deliveries x ON x.id = a.delivery_id \
+                      WHERE x.endpoint = d.endpoint ORDER BY a.id DESC LIMIT 1), \
+                   (SELECT MAX(a.attempted_at) FROM delivery_attempts a JOIN deliveries x ON x.id = a.delivery_id \
+                      WHERE x.endpoint = d.endpoint), \
+                   (SELECT COUNT(*) FROM delivery_attempts a JOIN deliveries x ON x.id = a.delivery_id \
+                      WHERE x.endpoint = d.endpoint AND a.status = 410) \
+                 FROM deliveries d GROUP BY d.endpoint ORDER BY d.endpoint",
+            )?
+            .query_map([], |r| {
+                Ok(EndpointStats {
+                    endpoint: r.get(0)?,
+                    pending: r.get(1)?,
+                    delivered: r.get(2)?,
+                    dead: r.get(3)?,
+                    last_status: r.get::<_, Option<i64>>(4)?.map(|s| s as u16),
+                    last_attempt_at: r.get::<_, Option<i64>>(5)?.map(lunas_core::from_millis),
+                    gone: r.get(6)?,
                 })
             })?
             .collect()

@@ -1,7 +1,8 @@
 //! Row ⇄ domain type mapping for SQLite.
 
 use lunas_core::{
-    from_millis, Event, EventType, Observation, ObservationVerdict, Source, TxRecord,
+    from_millis, Attempt, Delivery, DeliveryState, Event, EventType, Observation,
+    ObservationVerdict, Source, TxRecord,
 };
 use lunas_protocol::{State, TxKind};
 use rusqlite::types::Type;
@@ -85,5 +86,41 @@ pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
         created_at: from_millis(r.get(4)?),
         data: serde_json::from_str(&data)
             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(5, Type::Text, e.into()))?,
+    })
+}
+
+pub(crate) const DELIVERY_COLUMNS: &str =
+    "d.id, d.event_seq, e.id, e.type, d.transaction_id, d.endpoint, d.state, \
+     d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.updated_at";
+
+pub(crate) fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+    let state: String = r.get(6)?;
+    Ok(Delivery {
+        id: r.get(0)?,
+        event_seq: r.get(1)?,
+        event_id: r.get(2)?,
+        event_type: r.get(3)?,
+        transaction_id: r.get(4)?,
+        endpoint: r.get(5)?,
+        state: DeliveryState::parse(&state).ok_or_else(|| bad(6, "delivery state", &state))?,
+        attempts: r.get(7)?,
+        next_attempt_at: from_millis(r.get(8)?),
+        last_status: r.get::<_, Option<i64>>(9)?.map(|s| s as u16),
+        last_error: r.get(10)?,
+        created_at: from_millis(r.get(11)?),
+        updated_at: from_millis(r.get(12)?),
+        history: Vec::new(),
+    })
+}
+
+pub(crate) const ATTEMPT_COLUMNS: &str = "attempted_at, status, latency_ms, response, error";
+
+pub(crate) fn attempt_from_row(r: &Row<'_>) -> rusqlite::Result<Attempt> {
+    Ok(Attempt {
+        at: from_millis(r.get(0)?),
+        status: r.get::<_, Option<i64>>(1)?.map(|s| s as u16),
+        latency_ms: r.get(2)?,
+        response: r.get(3)?,
+        error: r.get(4)?,
     })
 }

@@ -21,6 +21,24 @@ pub(crate) enum WriteOp {
     Ingest(Ingest),
     Register(Registration),
     Ping,
+    InitEndpoints(Vec<EndpointFilter>),
+    FanOut {
+        endpoints: Vec<EndpointFilter>,
+        now: i64,
+        limit: usize,
+    },
+    Claim {
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+        endpoints: Vec<String>,
+    },
+    RecordAttempt(AttemptRecord),
+    Redeliver {
+        what: Redeliver,
+        endpoints: Vec<EndpointFilter>,
+        now: i64,
+    },
 }
 
 #[derive(Debug)]
@@ -28,6 +46,8 @@ pub(crate) enum WriteResult {
     Ingested(Ingested),
     Registered(TxRecord, bool),
     Pong,
+    Count(usize),
+    Claimed(Vec<DeliveryJob>),
 }
 
 struct Job {
@@ -114,6 +134,30 @@ fn apply(c: &Connection, op: &WriteOp) -> rusqlite::Result<WriteResult> {
             register(c, reg).map(|(r, created)| WriteResult::Registered(r, created))
         }
         WriteOp::Ping => Ok(WriteResult::Pong),
+        WriteOp::InitEndpoints(endpoints) => {
+            super::delivery::init_endpoints(c, endpoints).map(|()| WriteResult::Pong)
+        }
+        WriteOp::FanOut {
+            endpoints,
+            now,
+            limit,
+        } => super::delivery::fan_out(c, endpoints, *now, *limit).map(WriteResult::Count),
+        WriteOp::Claim {
+            now,
+            lease_ms,
+            limit,
+            endpoints,
+        } => {
+            super::delivery::claim(c, *now, *lease_ms, *limit, endpoints).map(WriteResult::Claimed)
+        }
+        WriteOp::RecordAttempt(record) => {
+            super::delivery::record_attempt(c, record).map(|()| WriteResult::Pong)
+        }
+        WriteOp::Redeliver {
+            what,
+            endpoints,
+            now,
+        } => super::delivery::redeliver(c, what, endpoints, *now).map(WriteResult::Count),
     }
 }
 

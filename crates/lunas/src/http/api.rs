@@ -180,9 +180,20 @@ pub fn detail_json(tx: &lunas_core::TxRecord, timeline: &lunas_store::Timeline) 
         v["at"] = json!(rfc3339(e.created_at));
         entries.push((e.created_at, 1, v));
     }
+    for d in &timeline.deliveries {
+        for a in &d.history {
+            let mut v = a.to_json();
+            v["type"] = json!("delivery_attempt");
+            v["endpoint"] = json!(d.endpoint);
+            v["event_id"] = json!(d.event_id);
+            v["event_type"] = json!(d.event_type);
+            entries.push((a.at, 2, v));
+        }
+    }
     entries.sort_by_key(|e| (e.0, e.1));
     let mut body = tx.to_json();
     body["timeline"] = Value::Array(entries.into_iter().map(|(_, _, v)| v).collect());
+    body["deliveries"] = Value::Array(timeline.deliveries.iter().map(|d| d.to_json()).collect());
     body
 }
 
@@ -349,6 +360,165 @@ pub async fn providers(State(app): State<AppState>) -> Result<Json<Value>, ApiEr
                 "last_callback_at": h.and_then(|h| h.last_callback_at).map(rfc3339),
                 "last_balance": h.and_then(|h| h.last_balance),
                 "last_balance_at": h.and_then(|h| h.last_balance_at).map(rfc3339),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+fn queued(n: usize) -> Json<Value> {
+    Json(json!({"queued": n}))
+}
+
+/// `POST /api/v1/events/{id}/redeliver`: send one event again to every matching endpoint.
+pub async fn redeliver_event(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let n = app
+        .store
+        .redeliver(
+            lunas_store::Redeliver::Event(id.clone()),
+            &app.filters,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    if n == 0 {
+        let exists = !app.filters.is_empty();
+        return Err(ApiError::not_found(
+            "event_not_found",
+            if exists {
+                format!("no event {id:?} that any endpoint subscribes to")
+            } else {
+                "no endpoints are configured".to_owned()
+            },
+        ));
+    }
+    app.wake.notify_one();
+    Ok(queued(n))
+}
+
+/// `POST /api/v1/transactions/{provider_id}/{ref}/redeliver`: every event of one transaction.
+pub async fn redeliver_transaction(
+    State(app): State<AppState>,
+    Path((provider_id, reference)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let tx = app
+        .store
+        .transaction(&provider_id, &reference)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "transaction_not_found",
+                format!("no transaction {reference:?} for provider {provider_id:?}"),
+            )
+        })?;
+    let n = app
+        .store
+        .redeliver(
+            lunas_store::Redeliver::Transaction(tx.id),
+            &app.filters,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    app.wake.notify_one();
+    Ok(queued(n))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeadLetterWindow {
+    since: Option<String>,
+    until: Option<String>,
+    endpoint: Option<String>,
+}
+
+/// `POST /api/v1/deliveries/redeliver`: every dead-lettered delivery whose event falls in the
+/// window (all of them without one).
+pub async fn redeliver_dead(
+    State(app): State<AppState>,
+    body: Option<Json<DeadLetterWindow>>,
+) -> Result<Json<Value>, ApiError> {
+    let w = body.map(|Json(w)| w).unwrap_or_default();
+    let what = lunas_store::Redeliver::Dead {
+        since: time_param("since", &w.since)?,
+        until: time_param("until", &w.until)?,
+        endpoint: w.endpoint,
+    };
+    let n = app
+        .store
+        .redeliver(what, &app.filters, OffsetDateTime::now_utc())
+        .await?;
+    app.wake.notify_one();
+    Ok(queued(n))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeliveryParams {
+    state: Option<String>,
+    endpoint: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/v1/deliveries`: deliveries with their attempts, newest first (`state=dead` for the
+/// dead letters).
+pub async fn deliveries(
+    State(app): State<AppState>,
+    Query(p): Query<DeliveryParams>,
+) -> Result<Json<Value>, ApiError> {
+    let state = p
+        .state
+        .as_deref()
+        .map(|s| {
+            lunas_core::DeliveryState::parse(s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("state: {s:?} is not pending, delivered or dead"),
+                )
+            })
+        })
+        .transpose()?;
+    let limit = int_param("limit", &p.limit)?.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit: must be between 1 and 500",
+        ));
+    }
+    let page = app
+        .store
+        .list_deliveries(&lunas_store::DeliveryQuery {
+            state,
+            endpoint: p.endpoint,
+            cursor: int_param("cursor", &p.cursor)?,
+            limit: limit as usize,
+        })
+        .await?;
+    Ok(Json(json!({
+        "items": page.items.iter().map(|d| d.to_json()).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor.map(|c| c.to_string()),
+    })))
+}
+
+/// `GET /api/v1/endpoints`: each configured endpoint with its delivery counters. A 410 Gone
+/// answer is counted and shown here; it disables nothing.
+pub async fn endpoints(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let stats = app.store.endpoint_stats().await?;
+    let items: Vec<Value> = app
+        .endpoints
+        .iter()
+        .map(|e| {
+            let s = stats.iter().find(|s| s.endpoint == e.id);
+            json!({
+                "id": e.id,
+                "url": e.url.as_str(),
+                "events": e.events,
+                "pending": s.map_or(0, |s| s.pending),
+                "delivered": s.map_or(0, |s| s.delivered),
+                "dead": s.map_or(0, |s| s.dead),
+                "last_status": s.and_then(|s| s.last_status),
+                "last_attempt_at": s.and_then(|s| s.last_attempt_at).map(rfc3339),
+                "gone_answers": s.map_or(0, |s| s.gone),
             })
         })
         .collect();

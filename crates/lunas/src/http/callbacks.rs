@@ -131,6 +131,9 @@ pub async fn receive(
         .await
     {
         Ok(done) => {
+            if !done.events.is_empty() {
+                app.wake.notify_one();
+            }
             tracing::info!(
                 provider = %provider_id,
                 reference = %reference,

@@ -24,6 +24,10 @@ pub struct AppState {
     pub providers: Arc<HashMap<String, ProviderConfig>>,
     pub admin_token: Arc<Secret>,
     pub body_limit: usize,
+    /// Wakes the delivery worker when new events are committed.
+    pub wake: Arc<tokio::sync::Notify>,
+    pub endpoints: Arc<Vec<crate::config::EndpointConfig>>,
+    pub filters: Arc<Vec<lunas_store::EndpointFilter>>,
 }
 
 /// The gateway's routes.
@@ -36,6 +40,14 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::TRANSACTION, get(api::show_transaction))
         .route(openapi::EVENTS, get(api::events))
         .route(openapi::PROVIDERS, get(api::providers))
+        .route(openapi::EVENT_REDELIVER, post(api::redeliver_event))
+        .route(
+            openapi::TRANSACTION_REDELIVER,
+            post(api::redeliver_transaction),
+        )
+        .route(openapi::DELIVERIES, get(api::deliveries))
+        .route(openapi::DELIVERIES_REDELIVER, post(api::redeliver_dead))
+        .route(openapi::ENDPOINTS, get(api::endpoints))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::require_admin,

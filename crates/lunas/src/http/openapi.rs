@@ -10,6 +10,11 @@ pub const TRANSACTIONS: &str = "/api/v1/transactions";
 pub const TRANSACTION: &str = "/api/v1/transactions/{provider_id}/{ref}";
 pub const EVENTS: &str = "/api/v1/events";
 pub const PROVIDERS: &str = "/api/v1/providers";
+pub const EVENT_REDELIVER: &str = "/api/v1/events/{id}/redeliver";
+pub const TRANSACTION_REDELIVER: &str = "/api/v1/transactions/{provider_id}/{ref}/redeliver";
+pub const DELIVERIES: &str = "/api/v1/deliveries";
+pub const DELIVERIES_REDELIVER: &str = "/api/v1/deliveries/redeliver";
+pub const ENDPOINTS: &str = "/api/v1/endpoints";
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
@@ -22,6 +27,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", TRANSACTION),
     ("get", EVENTS),
     ("get", PROVIDERS),
+    ("post", EVENT_REDELIVER),
+    ("post", TRANSACTION_REDELIVER),
+    ("get", DELIVERIES),
+    ("post", DELIVERIES_REDELIVER),
+    ("get", ENDPOINTS),
     ("get", OPENAPI),
     ("get", HEALTHZ),
     ("get", READYZ),
@@ -184,6 +194,36 @@ pub fn spec() -> Value {
                 "summary": "Provider accounts and their health",
                 "security": bearer,
                 "responses": {"200": {"description": "Accounts"}, "401": error_response("Missing or wrong admin token")}
+            }},
+            EVENT_REDELIVER: {"post": {
+                "summary": "Deliver one event again to every endpoint subscribed to its type",
+                "security": bearer,
+                "parameters": [path("id")],
+                "responses": {"200": {"description": "{\"queued\": n}"}, "401": error_response("Missing or wrong admin token"), "404": error_response("No such event, or no endpoint subscribes to it")}
+            }},
+            TRANSACTION_REDELIVER: {"post": {
+                "summary": "Deliver every event of one transaction again",
+                "security": bearer,
+                "parameters": [path("provider_id"), path("ref")],
+                "responses": {"200": {"description": "{\"queued\": n}"}, "401": error_response("Missing or wrong admin token"), "404": error_response("No such transaction")}
+            }},
+            DELIVERIES: {"get": {
+                "summary": "Deliveries with their attempts, newest first",
+                "security": bearer,
+                "parameters": [query("state", "pending | delivered | dead"), query("endpoint", "endpoint id"), query("cursor", "next_cursor of the previous page"), query("limit", "1..500, default 50")],
+                "responses": {"200": {"description": "A page of deliveries"}, "400": error_response("Invalid query"), "401": error_response("Missing or wrong admin token")}
+            }},
+            DELIVERIES_REDELIVER: {"post": {
+                "summary": "Deliver again every dead-lettered delivery whose event falls in a window",
+                "security": bearer,
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "since": {"type": "string", "format": "date-time"}, "until": {"type": "string", "format": "date-time"}, "endpoint": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "{\"queued\": n}"}, "400": error_response("Invalid window"), "401": error_response("Missing or wrong admin token")}
+            }},
+            ENDPOINTS: {"get": {
+                "summary": "Configured endpoints with delivery counters (410 answers counted, never acted on silently)",
+                "security": bearer,
+                "responses": {"200": {"description": "Endpoints"}, "401": error_response("Missing or wrong admin token")}
             }},
             OPENAPI: {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             HEALTHZ: {"get": {"summary": "The process is up", "responses": {"200": {"description": "ok"}}}},

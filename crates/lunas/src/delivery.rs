@@ -1,0 +1,381 @@
+//! Delivery of events to the merchant's endpoints (product.md §6).
+//!
+//! Every committed event is fanned out to each endpoint whose filters match, as a durable
+//! delivery row. The worker leases due deliveries, POSTs each as a Standard Webhooks message
+//! (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of
+//! "id.timestamp.body">`, body `{"type","timestamp","data"}`), and records the attempt. 2xx is
+//! delivered; anything else is retried on the schedule with jitter (a longer `Retry-After` is
+//! honoured), then dead-lettered, never dropped. A transaction's events reach an endpoint in
+//! order: an event waits while an earlier one of the same transaction is undelivered there.
+//! Each endpoint has its own share of the concurrency, so a slow or dead endpoint cannot stall
+//! the others.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lunas_core::Attempt;
+use lunas_store::{AttemptNext, AttemptRecord, DeliveryJob, EndpointFilter, Store, StoreError};
+use rand::Rng;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::config::{DeliveryConfig, EndpointConfig};
+
+/// How much of an endpoint's answer is kept with the attempt.
+const RESPONSE_SNIPPET: usize = 512;
+
+/// An endpoint ready to sign and send.
+struct Endpoint {
+    config: EndpointConfig,
+    webhook: standardwebhooks::Webhook,
+}
+
+/// What one step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StepReport {
+    pub fanned_out: usize,
+    pub attempted: usize,
+    pub delivered: usize,
+    pub failed: usize,
+}
+
+/// The delivery worker.
+pub struct Deliverer {
+    store: Arc<dyn Store>,
+    endpoints: HashMap<String, Endpoint>,
+    filters: Vec<EndpointFilter>,
+    client: reqwest::Client,
+    config: DeliveryConfig,
+    in_flight: Mutex<HashMap<String, usize>>,
+}
+
+impl Deliverer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        endpoints: &[EndpointConfig],
+        config: DeliveryConfig,
+    ) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        for e in endpoints {
+            let webhook = standardwebhooks::Webhook::new(e.secret.expose()).map_err(|err| {
+                format!(
+                    "endpoint {:?}: the secret is not a valid whsec_ key: {err:?}",
+                    e.id
+                )
+            })?;
+            map.insert(
+                e.id.clone(),
+                Endpoint {
+                    config: e.clone(),
+                    webhook,
+                },
+            );
+        }
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("lunas/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let filters = endpoints
+            .iter()
+            .map(|e| EndpointFilter {
+                id: e.id.clone(),
+                events: e.events.clone(),
+            })
+            .collect();
+        Ok(Deliverer {
+            store,
+            endpoints: map,
+            filters,
+            client,
+            config,
+            in_flight: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The endpoints' ids and filters, as the store needs them.
+    pub fn filters(&self) -> &[EndpointFilter] {
+        &self.filters
+    }
+
+    /// Starts new endpoints at the current end of the event feed.
+    pub async fn init(&self) -> Result<(), StoreError> {
+        self.store.init_endpoints(&self.filters).await
+    }
+
+    /// One deterministic round: fan out new events, claim what is due at `now`, attempt each
+    /// (concurrently) and record the results. Tests drive the worker with this.
+    pub async fn step(self: &Arc<Self>, now: OffsetDateTime) -> Result<StepReport, StoreError> {
+        let mut report = StepReport {
+            fanned_out: self.store.fan_out(&self.filters, now, 1000).await?,
+            ..Default::default()
+        };
+        let jobs = self.claim(now).await?;
+        let mut set = JoinSet::new();
+        for job in jobs {
+            let me = Arc::clone(self);
+            set.spawn(async move { me.attempt(job, now).await });
+        }
+        while let Some(done) = set.join_next().await {
+            report.attempted += 1;
+            match done {
+                Ok(Ok(true)) => report.delivered += 1,
+                Ok(Ok(false)) => report.failed += 1,
+                Ok(Err(e)) => return Err(e),
+                Err(e) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "delivery task failed: {e}"
+                    )))
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs until `stop` is notified: claims due work whenever there is room, wakes on `wake`
+    /// (new events) or every `poll` interval. Attempts in flight are finished before returning.
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, stop: Arc<Notify>) {
+        if self.endpoints.is_empty() {
+            stop.notified().await;
+            return;
+        }
+        let mut set: JoinSet<()> = JoinSet::new();
+        let stopped = stop.notified();
+        tokio::pin!(stopped);
+        loop {
+            let now = OffsetDateTime::now_utc();
+            let mut claimed = 0;
+            match self.store.fan_out(&self.filters, now, 1000).await {
+                Ok(_) => match self.claim(now).await {
+                    Ok(jobs) => {
+                        claimed = jobs.len();
+                        for job in jobs {
+                            let me = Arc::clone(&self);
+                            set.spawn(async move {
+                                if let Err(e) = me.attempt(job, OffsetDateTime::now_utc()).await {
+                                    tracing::warn!(error = %e, "delivery attempt not recorded; its lease will expire and it will be retried");
+                                }
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot claim deliveries"),
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot fan out events"),
+            }
+            if claimed > 0 {
+                // Reap what finished and go round again at once: there may be more due.
+                while set.try_join_next().is_some() {}
+                continue;
+            }
+            tokio::select! {
+                _ = &mut stopped => break,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(self.config.poll) => {}
+                Some(_) = set.join_next(), if !set.is_empty() => {}
+            }
+        }
+        // Finish the attempts in flight; what cannot finish in time is released by its lease.
+        let _ = tokio::time::timeout(self.config.timeout + Duration::from_secs(1), async {
+            while set.join_next().await.is_some() {}
+        })
+        .await;
+    }
+
+    /// Claims due deliveries for the endpoints that have room, and counts them in flight.
+    async fn claim(&self, now: OffsetDateTime) -> Result<Vec<DeliveryJob>, StoreError> {
+        let (room, total_free) = {
+            let in_flight = self.in_flight.lock().expect("in-flight lock");
+            let busy: usize = in_flight.values().sum();
+            let room: Vec<String> = self
+                .endpoints
+                .keys()
+                .filter(|id| in_flight.get(*id).copied().unwrap_or(0) < self.config.per_endpoint)
+                .cloned()
+                .collect();
+            (room, self.config.concurrency.saturating_sub(busy))
+        };
+        if room.is_empty() || total_free == 0 {
+            return Ok(Vec::new());
+        }
+        let mut jobs = self
+            .store
+            .claim_deliveries(now, self.config.lease, total_free, &room)
+            .await?;
+        // Keep each endpoint within its share even when one endpoint owns the whole batch.
+        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+        let mut kept = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
+            let n = in_flight.entry(job.endpoint.clone()).or_default();
+            if *n < self.config.per_endpoint {
+                *n += 1;
+                kept.push(job);
+            }
+            // A job over the share stays leased and is picked up again when its lease ends.
+        }
+        Ok(kept)
+    }
+
+    /// POSTs one delivery and records the outcome. Returns whether it was delivered.
+    async fn attempt(&self, job: DeliveryJob, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let result = self.send(&job, now).await;
+        {
+            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+            if let Some(n) = in_flight.get_mut(&job.endpoint) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        let delivered = result.next == AttemptNext::Delivered;
+        self.store.record_attempt(result).await?;
+        Ok(delivered)
+    }
+
+    async fn send(&self, job: &DeliveryJob, now: OffsetDateTime) -> AttemptRecord {
+        let tried = self.post(job).await;
+        let delivered = tried.status.is_some_and(|s| (200..300).contains(&s));
+        let next = if delivered {
+            tracing::debug!(endpoint = %job.endpoint, event = %job.event.id, latency_ms = tried.latency_ms, "event delivered");
+            AttemptNext::Delivered
+        } else {
+            if tried.status == Some(410) {
+                tracing::warn!(endpoint = %job.endpoint, "endpoint answered 410 Gone; deliveries continue on their schedule");
+            }
+            let draw = rand::thread_rng().gen_range(0..1000);
+            match self
+                .config
+                .policy
+                .next_wait(job.attempts as usize + 1, tried.retry_after, draw)
+            {
+                Some(wait) => AttemptNext::RetryAt(now + wait),
+                None => {
+                    tracing::warn!(endpoint = %job.endpoint, event = %job.event.id, "delivery dead-lettered after its schedule");
+                    AttemptNext::Dead
+                }
+            }
+        };
+        AttemptRecord {
+            delivery_id: job.delivery_id,
+            attempt: Attempt {
+                at: now,
+                status: tried.status,
+                latency_ms: tried.latency_ms,
+                response: tried.response,
+                error: tried.error,
+            },
+            next,
+        }
+    }
+
+    /// Signs and POSTs the event once.
+    async fn post(&self, job: &DeliveryJob) -> Tried {
+        let Some(endpoint) = self.endpoints.get(&job.endpoint) else {
+            // Claims name configured endpoints only; kept for completeness.
+            return Tried::error("endpoint no longer configured", 0);
+        };
+        let body = message_body(&job.event);
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let signature = match endpoint
+            .webhook
+            .sign(&job.event.id, timestamp, body.as_bytes())
+        {
+            Ok(s) => s,
+            Err(e) => return Tried::error(format!("cannot sign: {e:?}"), 0),
+        };
+        let started = Instant::now();
+        let response = self
+            .client
+            .post(endpoint.config.url.clone())
+            .header("content-type", "application/json")
+            .header("webhook-id", &job.event.id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
+        match response {
+            Ok(res) => {
+                let status = res.status().as_u16();
+                let retry_after = res
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let response = read_snippet(res).await;
+                Tried {
+                    status: Some(status),
+                    latency_ms: started.elapsed().as_millis() as i64,
+                    response,
+                    error: None,
+                    retry_after,
+                }
+            }
+            Err(e) => {
+                let what = if e.is_timeout() {
+                    format!("timed out after {} ms", self.config.timeout.as_millis())
+                } else if e.is_connect() {
+                    "could not connect".to_owned()
+                } else {
+                    format!("request failed: {}", error_chain(&e))
+                };
+                Tried::error(what, started.elapsed().as_millis() as i64)
+            }
+        }
+    }
+}
+
+/// What one POST came back with.
+struct Tried {
+    status: Option<u16>,
+    latency_ms: i64,
+    response: Option<String>,
+    error: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+impl Tried {
+    fn error(what: impl Into<String>, latency_ms: i64) -> Self {
+        Tried {
+            status: None,
+            latency_ms,
+            response: None,
+            error: Some(what.into()),
+            retry_after: None,
+        }
+    }
+}
+
+/// The body every endpoint receives for an event: the same bytes on every attempt.
+pub fn message_body(event: &lunas_core::Event) -> String {
+    serde_json::json!({
+        "type": event.event_type.as_str(),
+        "timestamp": lunas_core::rfc3339(event.created_at),
+        "data": event.data,
+    })
+    .to_string()
+}
+
+async fn read_snippet(res: reqwest::Response) -> Option<String> {
+    let bytes = res.bytes().await.ok()?;
+    if bytes.is_empty() {
+        return None;
+    }
+    let cut = &bytes[..bytes.len().min(RESPONSE_SNIPPET)];
+    Some(String::from_utf8_lossy(cut).into_owned())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
