@@ -187,36 +187,38 @@ impl Deliverer {
 
     /// Claims due deliveries for the endpoints that have room, and counts them in flight.
     async fn claim(&self, now: OffsetDateTime) -> Result<Vec<DeliveryJob>, StoreError> {
-        let (room, total_free) = {
-            let in_flight = self.in_flight.lock().expect("in-flight lock");
-            let busy: usize = in_flight.values().sum();
-            let room: Vec<String> = self
-                .endpoints
-                .keys()
-                .filter(|id| in_flight.get(*id).copied().unwrap_or(0) < self.config.per_endpoint)
-                .cloned()
-                .collect();
-            (room, self.config.concurrency.saturating_sub(busy))
-        };
-        if room.is_empty() || total_free == 0 {
-            return Ok(Vec::new());
-        }
-        let mut jobs = self
-            .store
-            .claim_deliveries(now, self.config.lease, total_free, &room)
-            .await?;
-        // Keep each endpoint within its share even when one endpoint owns the whole batch.
-        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
-        let mut kept = Vec::with_capacity(jobs.len());
-        for job in jobs.drain(..) {
-            let n = in_flight.entry(job.endpoint.clone()).or_default();
-            if *n < self.config.per_endpoint {
-                *n += 1;
-                kept.push(job);
+        // Each endpoint is claimed for separately, up to its free share, so one endpoint with a
+        // long queue can neither take every slot nor strand leased work it has no room for.
+        let mut ids: Vec<&String> = self.endpoints.keys().collect();
+        ids.sort();
+        let mut jobs = Vec::new();
+        for id in ids {
+            let (room, total_free) = {
+                let in_flight = self.in_flight.lock().expect("in-flight lock");
+                let busy: usize = in_flight.values().sum();
+                let mine = in_flight.get(id).copied().unwrap_or(0);
+                (
+                    self.config.per_endpoint.saturating_sub(mine),
+                    self.config.concurrency.saturating_sub(busy),
+                )
+            };
+            let limit = room.min(total_free);
+            if limit == 0 {
+                continue;
             }
-            // A job over the share stays leased and is picked up again when its lease ends.
+            let claimed = self
+                .store
+                .claim_deliveries(now, self.config.lease, limit, std::slice::from_ref(id))
+                .await?;
+            *self
+                .in_flight
+                .lock()
+                .expect("in-flight lock")
+                .entry(id.clone())
+                .or_default() += claimed.len();
+            jobs.extend(claimed);
         }
-        Ok(kept)
+        Ok(jobs)
     }
 
     /// POSTs one delivery and records the outcome. Returns whether it was delivered.

@@ -44,6 +44,7 @@ struct Received {
 struct Script {
     replies: VecDeque<Reply>,
     received: Vec<Received>,
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone)]
@@ -57,7 +58,7 @@ impl Receiver {
     async fn start(replies: &[Reply]) -> Self {
         let script = Arc::new(Mutex::new(Script {
             replies: replies.iter().copied().collect(),
-            received: Vec::new(),
+            ..Script::default()
         }));
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(record))
@@ -74,6 +75,22 @@ impl Receiver {
 
     fn received(&self) -> Vec<Received> {
         self.script.lock().unwrap().received.clone()
+    }
+
+    /// Waits (bounded) until `n` requests have arrived.
+    async fn wait_for(&self, n: usize) {
+        let arrived = Arc::clone(&self.script.lock().unwrap().arrived);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let notified = arrived.notified();
+                if self.received().len() >= n {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .expect("the deliveries arrive");
     }
 
     fn types(&self) -> Vec<String> {
@@ -97,6 +114,7 @@ async fn record(
     let reply = {
         let mut s = script.lock().unwrap();
         s.received.push(Received { headers, body });
+        s.arrived.notify_waiters();
         s.replies.pop_front().unwrap_or(Reply::Status(200))
     };
     match reply {
@@ -530,4 +548,54 @@ async fn filters_choose_what_each_endpoint_receives() {
     gw.callback("ko", PrepaidStatus::Failed).await;
     gw.step(now()).await;
     assert_eq!(rx.types(), ["transaction.failed"]);
+}
+
+#[tokio::test]
+async fn the_running_gateway_delivers_on_its_own() {
+    let rx = Receiver::start(&[]).await;
+    let gw = TestGateway::start_with(&endpoint(&rx.url(), "")).await;
+    let (status, _) = gw
+        .callback(
+            "iak",
+            iak_body("live", PrepaidStatus::Success, Format::Xml, ApiVersion::V1),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    rx.wait_for(1).await;
+    assert!(verify_independently(&rx.received()[0]));
+}
+
+#[tokio::test]
+async fn lunas_events_redeliver_requeues_dead_letters_from_the_command_line() {
+    let rx = Receiver::start(&[Reply::Status(500)]).await;
+    let gw = Manual::start(&format!(
+        "{}{}",
+        endpoint(&rx.url(), ""),
+        delivery("[]", 2000)
+    ))
+    .await;
+    gw.callback("cli", PrepaidStatus::Success).await;
+    assert_eq!(gw.step(now()).await.failed, 1);
+    let config_path = gw.dir.path().join("lunas.toml");
+    std::fs::write(
+        &config_path,
+        config_text(&gw.dir.path().join("lunas.db"), &gw.extra),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lunas"))
+        .args(["events", "redeliver", "--dead", "--config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "queued 1 deliveries"
+    );
+    assert_eq!(gw.step(now() + Duration::from_secs(1)).await.delivered, 1);
 }
