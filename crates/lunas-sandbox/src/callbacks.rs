@@ -190,8 +190,10 @@ impl Sandbox {
         };
         let attempt = send(&self.inner.client, &d, &url, account.callback_timeout).await;
         let accepted = match attempt.status {
-            Some(200) => true,
-            Some(s) => account.kind != crate::config::AccountKind::Mcp && (200..300).contains(&s),
+            Some(s) if account.kind == crate::config::AccountKind::Mcp => {
+                lunas_protocol::ack::mcp_accepts(s)
+            }
+            Some(s) => (200..300).contains(&s),
             None => false,
         };
         let outcome = match (accepted, attempt.status) {

@@ -30,6 +30,20 @@ pub const DEFAULT_CALLBACK_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_HANG_MS: u64 = 35_000;
 /// The longest a check-status "timeout" fault may hang.
 pub const MAX_HANG_MS: u64 = 120_000;
+/// The longest any configured delay may be: a week, beyond IAK's 24-hour callback window.
+pub const MAX_DELAY_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// Refuses a delay longer than [`MAX_DELAY_MS`].
+fn bounded_delay(at: String, ms: u64) -> Result<Duration, ConfigError> {
+    if ms > MAX_DELAY_MS {
+        Err(ConfigError::new(
+            at,
+            format!("{ms} ms is more than a week ({MAX_DELAY_MS} ms)"),
+        ))
+    } else {
+        Ok(Duration::from_millis(ms))
+    }
+}
 
 /// The `[sandbox]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -562,6 +576,12 @@ impl AccountConfig {
                 "at most 20 retries may be configured",
             ));
         }
+        let retry_delays = retry_delays_ms
+            .into_iter()
+            .map(|ms| bounded_delay(key("retry_delays_ms"), ms))
+            .collect::<Result<Vec<_>, _>>()?;
+        let callback_delay = bounded_delay(key("callback_delay_ms"), delay_ms)?;
+        let callback_timeout = bounded_delay(key("callback_timeout_ms"), timeout_ms)?;
         let faults = self.faults.validate(&key("faults"))?;
 
         Ok(Account {
@@ -573,12 +593,9 @@ impl AccountConfig {
             callback_format: self.callback_format.unwrap_or(CallbackFormat::Json).into(),
             api_version: self.api_version.unwrap_or(CallbackVersion::V2).into(),
             deposit,
-            callback_delay: Duration::from_millis(delay_ms),
-            callback_timeout: Duration::from_millis(timeout_ms),
-            retry_delays: retry_delays_ms
-                .into_iter()
-                .map(Duration::from_millis)
-                .collect(),
+            callback_delay,
+            callback_timeout,
+            retry_delays,
             faults,
         })
     }
@@ -613,7 +630,7 @@ impl FaultConfig {
             out_of_order: self.out_of_order,
             wrong_signature: self.wrong_signature,
             conflicting: self.conflicting,
-            delay_jitter: Duration::from_millis(self.delay_jitter_ms),
+            delay_jitter: bounded_delay(format!("{at}.delay_jitter_ms"), self.delay_jitter_ms)?,
             check_status_5xx: self.check_status_5xx,
             check_status_timeout: self.check_status_timeout,
             check_status_garbage: self.check_status_garbage,

@@ -151,6 +151,9 @@ fn every_mistake_has_a_clear_message() {
         (iak("[sandbox.accounts.faults]\ncheck_status_hang_ms = 999999"), "at most 120000 ms"),
         (iak("id = \"has space\""), "id: must be non-empty"),
         (iak("callback_timeout_ms = 0"), "more than 0"),
+        (iak("callback_delay_ms = 18446744073709551615"), "callback_delay_ms: 18446744073709551615 ms is more than a week"),
+        (iak("retry_delays_ms = [1, 999999999999]"), "retry_delays_ms: 999999999999 ms"),
+        (iak("[sandbox.accounts.faults]\ndelay_jitter_ms = 999999999999"), "faults.delay_jitter_ms"),
         (
             format!("{}\n{}", iak(""), iak("").replace("[sandbox]\n", "")),
             "is used twice",
