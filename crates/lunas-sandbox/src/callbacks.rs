@@ -202,13 +202,15 @@ impl Sandbox {
             (false, None) => CallbackOutcome::Error,
         };
         let now = self.now();
-        tracing::debug!(
+        tracing::info!(
             account = %account.id,
             reference = %d.reference,
             kind = d.kind.as_str(),
             attempt = d.attempt,
             status = ?attempt.status,
-            "callback attempt"
+            error = attempt.error.as_deref().unwrap_or("-"),
+            accepted,
+            "sandbox callback"
         );
         let record = d.record(
             &account.id,

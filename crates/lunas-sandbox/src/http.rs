@@ -54,8 +54,20 @@ pub(crate) struct Seen {
 }
 
 impl Sandbox {
-    /// Records an answered request.
+    /// Records an answered request, and traces it (never a body: bodies carry signatures
+    /// and customer goods).
     pub(crate) fn seen(&self, method: &str, path: &str, status: StatusCode, seen: Seen) {
+        tracing::info!(
+            method,
+            path,
+            account = seen.account.as_deref().unwrap_or("-"),
+            command = seen.command.unwrap_or("-"),
+            reference = seen.reference.as_deref().unwrap_or("-"),
+            rc = seen.rc.as_deref().unwrap_or("-"),
+            status = status.as_u16(),
+            fault = seen.fault.unwrap_or("-"),
+            "sandbox request"
+        );
         let record = RequestRecord {
             seq: 0,
             at: clock::rfc3339(self.now()),
