@@ -13,4 +13,4 @@ pub mod transition;
 
 pub use delivery::*;
 pub use model::*;
-pub use transition::{decide, Decision};
+pub use transition::{decide, give_up, Decision};

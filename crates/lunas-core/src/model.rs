@@ -64,6 +64,33 @@ pub struct TxRecord {
     pub payments: Vec<VaPayment>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// A final outcome a callback claimed but the provider has not yet confirmed
+    /// (`confirm_callbacks = true`).
+    pub unconfirmed: Option<Claim>,
+    /// When the reconciler will next ask the provider (`None`: nothing to ask). Kept by the store.
+    pub next_check_at: Option<OffsetDateTime>,
+    /// Status checks made so far. Kept by the store.
+    pub check_attempts: i64,
+}
+
+/// An outcome a message claimed, held until the provider confirms it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Claim {
+    /// The state the callback claimed, by name.
+    pub state: String,
+    pub detail: Detail,
+    /// When it was claimed (RFC 3339).
+    pub at: String,
+}
+
+/// How far a fact is to be believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trust {
+    /// The provider's own status API said it, or the account does not ask for confirmation.
+    Authoritative,
+    /// A callback on an account with `confirm_callbacks = true`: a final outcome is held as a
+    /// [`Claim`] until a status check agrees.
+    NeedsConfirmation,
 }
 
 impl TxRecord {
@@ -91,6 +118,9 @@ impl TxRecord {
             payments: Vec::new(),
             created_at: now,
             updated_at: now,
+            unconfirmed: None,
+            next_check_at: None,
+            check_attempts: 0,
         }
     }
 
@@ -115,6 +145,9 @@ impl TxRecord {
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
         });
+        if let Some(claim) = &self.unconfirmed {
+            v["unconfirmed_state"] = json!(claim.state);
+        }
         if self.kind == TxKind::Va {
             let m = v.as_object_mut().expect("an object");
             m.insert("order_id".into(), json!(self.order_id));
@@ -139,7 +172,7 @@ pub struct Fact {
 }
 
 /// The descriptive fields a message may carry; `None` means "not said".
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Detail {
     pub amount: Option<i64>,
     pub product_code: Option<String>,
@@ -206,10 +239,14 @@ pub enum ObservationVerdict {
     Malformed,
     /// Refused: the source address is not on the provider's allow-list.
     ForbiddenSource,
+    /// A callback claimed a final outcome that waits for the provider to confirm it.
+    Unconfirmed,
+    /// A status check got no usable answer (timeout, 5xx, garbage, refusal): nothing changes.
+    CheckFailed,
 }
 
 impl ObservationVerdict {
-    pub const ALL: [ObservationVerdict; 11] = [
+    pub const ALL: [ObservationVerdict; 13] = [
         ObservationVerdict::Created,
         ObservationVerdict::Applied,
         ObservationVerdict::Updated,
@@ -221,6 +258,8 @@ impl ObservationVerdict {
         ObservationVerdict::BadSignature,
         ObservationVerdict::Malformed,
         ObservationVerdict::ForbiddenSource,
+        ObservationVerdict::Unconfirmed,
+        ObservationVerdict::CheckFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -236,6 +275,8 @@ impl ObservationVerdict {
             ObservationVerdict::BadSignature => "bad_signature",
             ObservationVerdict::Malformed => "malformed",
             ObservationVerdict::ForbiddenSource => "forbidden_source",
+            ObservationVerdict::Unconfirmed => "unconfirmed",
+            ObservationVerdict::CheckFailed => "check_failed",
         }
     }
 
@@ -283,6 +324,8 @@ pub enum EventType {
     TransactionFailed,
     TransactionUpdated,
     TransactionConflict,
+    /// No outcome within the provider's window: flagged for review.
+    TransactionUnresolved,
     VaPaymentReceived,
     VaPaid,
     VaExpired,
@@ -291,12 +334,13 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::TransactionPending,
         EventType::TransactionSucceeded,
         EventType::TransactionFailed,
         EventType::TransactionUpdated,
         EventType::TransactionConflict,
+        EventType::TransactionUnresolved,
         EventType::VaPaymentReceived,
         EventType::VaPaid,
         EventType::VaExpired,
@@ -311,6 +355,7 @@ impl EventType {
             EventType::TransactionFailed => "transaction.failed",
             EventType::TransactionUpdated => "transaction.updated",
             EventType::TransactionConflict => "transaction.conflict",
+            EventType::TransactionUnresolved => "transaction.unresolved",
             EventType::VaPaymentReceived => "va.payment_received",
             EventType::VaPaid => "va.paid",
             EventType::VaExpired => "va.expired",

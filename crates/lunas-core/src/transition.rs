@@ -15,7 +15,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::model::{
-    Detail, EventType, Fact, NewEvent, ObservationVerdict as V, TxRecord, VaPayment,
+    rfc3339, Claim, Detail, EventType, Fact, NewEvent, ObservationVerdict as V, Trust, TxRecord,
+    VaPayment,
 };
 
 /// The outcome of applying one fact to a transaction.
@@ -31,7 +32,147 @@ pub struct Decision {
 }
 
 /// Applies `fact` to `current` (the stored transaction, `None` if the ref is unknown).
+///
+/// With [`Trust::NeedsConfirmation`] (a callback on an account that confirms callbacks), a fact
+/// that would settle an outcome is not applied: it is kept as the transaction's
+/// [`TxRecord::unconfirmed`] claim until an authoritative fact (a status check) arrives. That
+/// fact then decides: the same outcome commits (with the claim's detail, e.g. the sn), a
+/// different one commits the provider's outcome, flags the transaction and emits
+/// `transaction.conflict`.
 pub fn decide(
+    current: Option<&TxRecord>,
+    provider_id: &str,
+    fact: &Fact,
+    trust: Trust,
+    now: OffsetDateTime,
+) -> Decision {
+    let decision = decide_authoritative(current, provider_id, fact, now);
+    let settles = fact
+        .state
+        .is_some_and(|s| s.is_final() || s == State::PartiallyPaid);
+    let changes = matches!(decision.verdict, V::Created | V::Applied | V::Updated);
+    match trust {
+        Trust::NeedsConfirmation
+            if settles && changes && current.is_none_or(|c| !c.state.is_final()) =>
+        {
+            hold(current, provider_id, fact, now)
+        }
+        Trust::NeedsConfirmation => decision,
+        Trust::Authoritative => settle_claim(current, fact, decision, now),
+    }
+}
+
+/// Keeps a claimed outcome without applying it.
+fn hold(
+    current: Option<&TxRecord>,
+    provider_id: &str,
+    fact: &Fact,
+    now: OffsetDateTime,
+) -> Decision {
+    let mut rec = current
+        .cloned()
+        .unwrap_or_else(|| TxRecord::new(provider_id, &fact.reference, fact.kind, now));
+    let claimed = fact.state.expect("only a stated outcome is held");
+    rec.unconfirmed = Some(Claim {
+        state: claimed.as_str().to_owned(),
+        detail: fact.detail.clone(),
+        at: rfc3339(now),
+    });
+    if current.is_none() {
+        // Describe the new transaction (what it is, for whom), but not its outcome.
+        let d = &fact.detail;
+        let described = Detail {
+            amount: d.amount,
+            product_code: d.product_code.clone(),
+            customer_id: d.customer_id.clone(),
+            provider_transaction_id: d.provider_transaction_id.clone(),
+            order_id: d.order_id.clone(),
+            ..Detail::default()
+        };
+        rec.merge(&described, true);
+    }
+    rec.updated_at = now;
+    Decision {
+        verdict: V::Unconfirmed,
+        record: rec,
+        changed: true,
+        events: Vec::new(),
+    }
+}
+
+/// An authoritative fact meets a held claim: confirm it, or flag the disagreement.
+fn settle_claim(
+    current: Option<&TxRecord>,
+    fact: &Fact,
+    mut decision: Decision,
+    now: OffsetDateTime,
+) -> Decision {
+    let Some(claim) = current.and_then(|c| c.unconfirmed.clone()) else {
+        return decision;
+    };
+    let Some(reported) = fact
+        .state
+        .filter(|s| s.is_final() || *s == State::PartiallyPaid)
+    else {
+        // Still pending at the provider: the claim waits.
+        return decision;
+    };
+    let rec = &mut decision.record;
+    rec.unconfirmed = None;
+    rec.updated_at = now;
+    decision.changed = true;
+    if claim.state == reported.as_str() {
+        // Confirmed: keep what only the callback carried (sn, pin, activation code).
+        rec.merge(&claim.detail, false);
+        let snapshot = rec.clone();
+        for e in &mut decision.events {
+            let extra: Vec<(String, serde_json::Value)> = ["payment", "conflict"]
+                .iter()
+                .filter_map(|k| e.data.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+                .collect();
+            let extra: Vec<(&str, serde_json::Value)> =
+                extra.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            *e = NewEvent::about(e.event_type, &snapshot, &extra);
+        }
+    } else {
+        let first_flag = !rec.needs_review;
+        rec.needs_review = true;
+        if first_flag {
+            let evidence = json!({
+                "callback_claimed_state": claim.state,
+                "callback_claimed_response_code": claim.detail.response_code,
+                "provider_reported_state": reported.as_str(),
+                "provider_reported_response_code": fact.detail.response_code,
+            });
+            let snapshot = rec.clone();
+            decision.events.push(NewEvent::about(
+                EventType::TransactionConflict,
+                &snapshot,
+                &[("conflict", evidence)],
+            ));
+        }
+    }
+    decision
+}
+
+/// No outcome within the provider's window: flag the transaction and say so once.
+pub fn give_up(current: &TxRecord, now: OffsetDateTime) -> Decision {
+    if current.needs_review && current.next_check_at.is_none() {
+        return unchanged(current, V::Duplicate);
+    }
+    let mut rec = current.clone();
+    rec.needs_review = true;
+    rec.updated_at = now;
+    let event = NewEvent::about(EventType::TransactionUnresolved, &rec, &[]);
+    Decision {
+        verdict: V::Applied,
+        record: rec,
+        changed: true,
+        events: vec![event],
+    }
+}
+
+fn decide_authoritative(
     current: Option<&TxRecord>,
     provider_id: &str,
     fact: &Fact,
@@ -102,6 +243,16 @@ fn decide_simple(current: &TxRecord, fact: &Fact, target: State, now: OffsetDate
         // Same state again: merge only what was missing (late sn, pin, activation code).
         if merge(&mut rec, &fact.detail, false) {
             rec.updated_at = now;
+            if !target.is_final() {
+                // Detail of a transaction still in process (its price, the provider's id) is
+                // kept quietly; the outcome event will carry it.
+                return Decision {
+                    verdict: V::Duplicate,
+                    record: rec,
+                    changed: true,
+                    events: Vec::new(),
+                };
+            }
             let event = NewEvent::about(EventType::TransactionUpdated, &rec, &[]);
             return Decision {
                 verdict: V::Updated,
@@ -200,6 +351,15 @@ fn decide_va(current: &TxRecord, fact: &Fact, target: State, now: OffsetDateTime
             };
         }
         rec.updated_at = now;
+        if !current.state.is_final() {
+            // Detail of a VA still open is kept quietly, as for other kinds.
+            return Decision {
+                verdict: V::Duplicate,
+                record: rec,
+                changed: true,
+                events: Vec::new(),
+            };
+        }
         let event = NewEvent::about(EventType::TransactionUpdated, &rec, &[]);
         return Decision {
             verdict: V::Updated,

@@ -1,6 +1,8 @@
 //! The transition rules of product.md §3, one scenario per rule.
 
-use lunas_core::{decide, Detail, EventType, Fact, ObservationVerdict as V, TxRecord, VaPayment};
+use lunas_core::{
+    decide, give_up, Detail, EventType, Fact, ObservationVerdict as V, Trust, TxRecord, VaPayment,
+};
 use lunas_protocol::{State, TxKind};
 use time::OffsetDateTime;
 
@@ -35,7 +37,7 @@ fn run(facts: &[Fact]) -> Vec<lunas_core::Decision> {
     let mut current: Option<TxRecord> = None;
     let mut out = Vec::new();
     for f in facts {
-        let d = decide(current.as_ref(), "iak", f, now());
+        let d = decide(current.as_ref(), "iak", f, Trust::Authoritative, now());
         if d.changed {
             current = Some(d.record.clone());
         }
@@ -122,7 +124,7 @@ fn a_message_about_another_kind_changes_nothing() {
     let mut f = prepaid(State::Succeeded);
     let d = run(&[f.clone()]);
     f.kind = TxKind::Postpaid;
-    let again = decide(Some(&d[0].record), "iak", &f, now());
+    let again = decide(Some(&d[0].record), "iak", &f, Trust::Authoritative, now());
     assert_eq!((again.verdict, again.changed), (V::KindMismatch, false));
 }
 
@@ -131,7 +133,7 @@ fn an_unrecognized_status_is_recorded_without_change() {
     let d = run(&[prepaid(State::Pending)]);
     let mut f = prepaid(State::Pending);
     f.state = None;
-    let again = decide(Some(&d[0].record), "iak", &f, now());
+    let again = decide(Some(&d[0].record), "iak", &f, Trust::Authoritative, now());
     assert_eq!((again.verdict, again.changed), (V::Unrecognized, false));
 }
 
@@ -226,4 +228,89 @@ fn event_types_round_trip_their_names() {
     for v in V::ALL {
         assert_eq!(V::parse(v.as_str()), Some(v));
     }
+}
+
+/// Applies (fact, trust) pairs in order.
+fn run_trusted(steps: &[(Fact, Trust)]) -> Vec<lunas_core::Decision> {
+    let mut current: Option<TxRecord> = None;
+    let mut out = Vec::new();
+    for (f, t) in steps {
+        let d = decide(current.as_ref(), "iak", f, *t, now());
+        if d.changed {
+            current = Some(d.record.clone());
+        }
+        out.push(d);
+    }
+    out
+}
+
+#[test]
+fn a_claimed_outcome_waits_for_the_provider_and_keeps_the_callbacks_serial_number() {
+    let d = run_trusted(&[
+        (
+            with_sn(prepaid(State::Succeeded), "TOKEN-1"),
+            Trust::NeedsConfirmation,
+        ),
+        (prepaid(State::Pending), Trust::Authoritative),
+        (prepaid(State::Succeeded), Trust::Authoritative),
+    ]);
+    assert_eq!(
+        (d[0].verdict, d[0].record.state),
+        (V::Unconfirmed, State::Pending)
+    );
+    assert!(
+        d[0].events.is_empty(),
+        "nothing is announced before the provider agrees"
+    );
+    assert_eq!(d[0].record.unconfirmed.as_ref().unwrap().state, "succeeded");
+    assert!(
+        d[1].record.unconfirmed.is_some(),
+        "pending at the provider: the claim waits"
+    );
+    assert_eq!(d[2].record.state, State::Succeeded);
+    assert!(d[2].record.unconfirmed.is_none());
+    assert_eq!(d[2].record.serial_number.as_deref(), Some("TOKEN-1"));
+    assert_eq!(types(&d[2]), ["transaction.succeeded"]);
+    assert_eq!(d[2].events[0].data["serial_number"], "TOKEN-1");
+}
+
+#[test]
+fn a_forged_outcome_cannot_win_against_the_provider() {
+    let d = run_trusted(&[
+        (prepaid(State::Pending), Trust::Authoritative),
+        (prepaid(State::Succeeded), Trust::NeedsConfirmation),
+        (prepaid(State::Failed), Trust::Authoritative),
+    ]);
+    assert_eq!(d[1].verdict, V::Unconfirmed);
+    assert_eq!(
+        d[2].record.state,
+        State::Failed,
+        "the provider's answer is the outcome"
+    );
+    assert!(d[2].record.needs_review);
+    assert_eq!(types(&d[2]), ["transaction.failed", "transaction.conflict"]);
+    assert_eq!(
+        d[2].events[1].data["conflict"]["callback_claimed_state"],
+        "succeeded"
+    );
+    // A replay of the forged claim after the outcome is settled is an ordinary conflict.
+    let again = decide(
+        Some(&d[2].record),
+        "iak",
+        &prepaid(State::Succeeded),
+        Trust::NeedsConfirmation,
+        now(),
+    );
+    assert_eq!(
+        (again.verdict, again.record.state),
+        (V::Conflict, State::Failed)
+    );
+}
+
+#[test]
+fn giving_up_flags_once() {
+    let d = run(&[prepaid(State::Pending)]);
+    let g = give_up(&d[0].record, now());
+    assert!(g.record.needs_review);
+    assert_eq!(types(&g), ["transaction.unresolved"]);
 }

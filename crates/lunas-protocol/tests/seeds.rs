@@ -453,6 +453,8 @@ fn a_desc_number_of_many_digits_comes_back_as_the_same_number() {
     // literal read back from its own shortest spelling landed one ulp away.
     let body = r#"{"data":{"response_code":"00","desc":{"x":13358888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888888810}},"meta":[]}"#;
     let res = PostpaidResult::parse(body.as_bytes()).unwrap().message;
-    let back = PostpaidResult::parse(res.encode(Format::Json).as_bytes()).unwrap().message;
+    let back = PostpaidResult::parse(res.encode(Format::Json).as_bytes())
+        .unwrap()
+        .message;
     assert_eq!(back, res);
 }

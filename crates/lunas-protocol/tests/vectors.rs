@@ -121,6 +121,9 @@ fn mcp_vectors() {
     };
     assert!(creds.verify_authorization("Basic TUNQMjA5OTAxMDEwMToweDAwYWFiYmNjZGRlZWZmMDAxMQ=="));
     assert!(!creds.verify_authorization("Basic TUNQMjA5OTAxMDEwMToweDAwYWFiYmNjZGRlZWZmMDAxMg=="));
+    assert!(creds.verify_authorization("basic TUNQMjA5OTAxMDEwMToweDAwYWFiYmNjZGRlZWZmMDAxMQ=="));
+    assert!(!creds.verify_authorization("Bearer TUNQMjA5OTAxMDEwMToweDAwYWFiYmNjZGRlZWZmMDAxMQ=="));
+    assert!(!creds.verify_authorization("TUNQMjA5OTAxMDEwMToweDAwYWFiYmNjZGRlZWZmMDAxMQ=="));
     assert!(creds.verify_request_signature(
         "ext-0001",
         "ORD-0001",

@@ -61,6 +61,31 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the store can serve reads and writes now.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    // --- Reconciliation ---------------------------------------------------------------------
+
+    /// Leases up to `limit` transactions of `provider_id` whose status check is due at `now`.
+    /// A lease that is not released by [`Store::record_check`] expires, so a crashed checker
+    /// loses no work, and no two checkers hold the same transaction.
+    async fn claim_checks(
+        &self,
+        provider_id: &str,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<TxRecord>, StoreError>;
+
+    /// Leases one transaction for a check made now (a forced check); `false` when another
+    /// check of it holds the lease.
+    async fn claim_check(
+        &self,
+        transaction_id: i64,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Records a status check and applies what it established, releasing the lease.
+    async fn record_check(&self, check: CheckRecord) -> Result<Ingested, StoreError>;
+
     // --- Delivery to the merchant's endpoints -------------------------------------------
 
     /// Starts each endpoint not seen before at the current end of the event feed (a new

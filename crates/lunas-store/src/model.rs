@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 pub use lunas_core::{
-    Detail, Event, Fact, NewObservation, Observation, ObservationVerdict, TxRecord,
+    Detail, Event, Fact, NewObservation, Observation, ObservationVerdict, Trust, TxRecord,
 };
 use lunas_protocol::{State, TxKind};
 use time::OffsetDateTime;
@@ -32,6 +32,47 @@ impl Default for StoreOptions {
 pub struct Ingest {
     pub observation: NewObservation,
     pub fact: Option<Fact>,
+    /// How far to believe the fact (see [`Trust`]).
+    pub trust: Trust,
+    /// When the transaction still awaits its outcome and has no check scheduled, ask the
+    /// provider this long from now (`None`: schedule nothing).
+    pub check_after: Option<Duration>,
+}
+
+impl Ingest {
+    /// An accepted message, believed as it is, with no check scheduled.
+    pub fn accepted(observation: NewObservation, fact: Fact) -> Self {
+        Ingest {
+            observation,
+            fact: Some(fact),
+            trust: Trust::Authoritative,
+            check_after: None,
+        }
+    }
+
+    /// A refused message, kept as evidence.
+    pub fn refused(observation: NewObservation) -> Self {
+        Ingest {
+            observation,
+            fact: None,
+            trust: Trust::Authoritative,
+            check_after: None,
+        }
+    }
+}
+
+/// The result of one status check.
+#[derive(Debug, Clone)]
+pub struct CheckRecord {
+    pub transaction_id: i64,
+    /// The request and answer (or the error), as evidence; `verdict` is used when there is no fact.
+    pub observation: NewObservation,
+    /// What the provider established, if its answer was usable.
+    pub fact: Option<Fact>,
+    /// When to ask again, if the transaction is still open afterwards.
+    pub next_check_at: Option<OffsetDateTime>,
+    /// The provider's window has passed: flag for review and stop asking.
+    pub give_up: bool,
 }
 
 /// What an ingest did.
@@ -53,6 +94,8 @@ pub struct Registration {
     pub kind: TxKind,
     pub detail: Detail,
     pub at: OffsetDateTime,
+    /// Ask the provider this long after registration if no outcome arrives before.
+    pub check_after: Option<Duration>,
 }
 
 /// A filter over transactions, with cursor pagination.

@@ -50,30 +50,27 @@ async fn a_callback_is_stored_with_its_evidence_and_events_and_survives_a_restar
     {
         let store = open(&dir).await;
         let out = store
-            .ingest(Ingest {
-                observation: observation("iak", "order001", "{}"),
-                fact: Some(fact("order001", State::Pending, None)),
-            })
+            .ingest(Ingest::accepted(
+                observation("iak", "order001", "{}"),
+                fact("order001", State::Pending, None),
+            ))
             .await
             .unwrap();
         assert_eq!(out.verdict, V::Created);
         let out = store
-            .ingest(Ingest {
-                observation: observation("iak", "order001", "{\"status\":\"1\"}"),
-                fact: Some(fact("order001", State::Succeeded, Some(996_994_749))),
-            })
+            .ingest(Ingest::accepted(
+                observation("iak", "order001", "{\"status\":\"1\"}"),
+                fact("order001", State::Succeeded, Some(996_994_749)),
+            ))
             .await
             .unwrap();
         assert_eq!(out.verdict, V::Applied);
         assert_eq!(out.events.len(), 1);
         let refused = store
-            .ingest(Ingest {
-                observation: NewObservation {
-                    verdict: Some(V::BadSignature),
-                    ..observation("iak", "order001", "forged")
-                },
-                fact: None,
-            })
+            .ingest(Ingest::refused(NewObservation {
+                verdict: Some(V::BadSignature),
+                ..observation("iak", "order001", "forged")
+            }))
             .await
             .unwrap();
         assert_eq!(
@@ -129,10 +126,10 @@ async fn the_same_callback_fifty_times_at_once_yields_one_event() {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
                 store
-                    .ingest(Ingest {
-                        observation: observation("iak", "dup", "{}"),
-                        fact: Some(fact("dup", State::Succeeded, None)),
-                    })
+                    .ingest(Ingest::accepted(
+                        observation("iak", "dup", "{}"),
+                        fact("dup", State::Succeeded, None),
+                    ))
                     .await
                     .unwrap()
                     .verdict
@@ -162,6 +159,7 @@ async fn registration_is_idempotent_and_lists_filter_and_page() {
                 ..Detail::default()
             },
             at: OffsetDateTime::now_utc(),
+            check_after: None,
         };
         let (rec, created) = store.register(reg.clone()).await.unwrap();
         assert!(created);
@@ -231,10 +229,10 @@ async fn a_locked_database_is_reported_unavailable_and_nothing_is_acknowledged()
     let locker = rusqlite::Connection::open(&path).unwrap();
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let err = store
-        .ingest(Ingest {
-            observation: observation("iak", "x", "{}"),
-            fact: Some(fact("x", State::Succeeded, None)),
-        })
+        .ingest(Ingest::accepted(
+            observation("iak", "x", "{}"),
+            fact("x", State::Succeeded, None),
+        ))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
@@ -242,10 +240,10 @@ async fn a_locked_database_is_reported_unavailable_and_nothing_is_acknowledged()
     assert!(store.transaction("iak", "x").await.unwrap().is_none());
     // Once the lock is gone the same write goes through.
     let ok = store
-        .ingest(Ingest {
-            observation: observation("iak", "x", "{}"),
-            fact: Some(fact("x", State::Succeeded, None)),
-        })
+        .ingest(Ingest::accepted(
+            observation("iak", "x", "{}"),
+            fact("x", State::Succeeded, None),
+        ))
         .await
         .unwrap();
     assert_eq!(ok.verdict, V::Created);

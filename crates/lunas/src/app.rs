@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::delivery::Deliverer;
 use crate::http::{self, AppState};
+use crate::reconcile::Reconciler;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,9 @@ impl Gateway {
         .map_err(StartError::Config)?;
         deliverer.init().await?;
         let deliverer = Arc::new(deliverer);
+        let reconciler = Arc::new(
+            Reconciler::new(Arc::clone(&store), &config.providers).map_err(StartError::Config)?,
+        );
         Ok(Gateway {
             state: AppState {
                 store,
@@ -70,11 +74,18 @@ impl Gateway {
                 admin_token: Arc::new(admin_token),
                 body_limit: config.server.body_limit,
                 wake: Arc::new(Notify::new()),
+                check_wake: Arc::new(Notify::new()),
+                reconciler,
                 endpoints: Arc::new(config.endpoints.clone()),
                 filters: Arc::new(deliverer.filters().to_vec()),
             },
             deliverer,
         })
+    }
+
+    /// The reconciler, for driving it step by step (tests, tools).
+    pub fn reconciler(&self) -> Arc<Reconciler> {
+        Arc::clone(&self.state.reconciler)
     }
 
     /// The delivery worker, for driving it step by step (tests, tools).

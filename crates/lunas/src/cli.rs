@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use lunas_protocol::sign::{self, IakSignInput};
+use serde::Deserialize;
 
 use crate::app::{self, Gateway};
 use crate::config::Config;
@@ -29,6 +30,10 @@ pub enum Command {
     /// Run the gateway: provider callbacks at /callbacks/{provider_id}, the admin API at
     /// /api/v1 (bearer token), /healthz and /readyz.
     Serve,
+    /// Run the provider emulator (IAK, IDSL, MCPayment) described by the [sandbox] section of
+    /// the configuration: provider APIs, callbacks, /sandbox/report, /sandbox/va/pay,
+    /// /sandbox/log, fault knobs. See the README, "The sandbox".
+    Sandbox,
     /// Create or upgrade the database schema named by storage.url, then exit.
     Migrate,
     /// Inspect transactions in the store.
@@ -79,6 +84,14 @@ pub struct Redeliver {
 pub enum TxCommand {
     /// List transactions, newest first.
     List(TxList),
+    /// Ask the provider's check-status API about one transaction now and apply the answer,
+    /// as the reconciler would; prints the transaction afterwards.
+    Check {
+        /// The provider account id.
+        provider_id: String,
+        /// The transaction's ref.
+        reference: String,
+    },
     /// Show one transaction with its timeline (observations and events), as JSON.
     Show {
         /// The provider account id (as in /callbacks/{provider_id}).
@@ -191,6 +204,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Sign(cmd) => sign(cmd),
         Command::Serve => runtime()?.block_on(serve(cli.config)),
+        Command::Sandbox => runtime()?.block_on(sandbox(cli.config)),
         Command::Migrate => runtime()?.block_on(migrate(cli.config)),
         Command::Tx(cmd) => runtime()?.block_on(tx(cli.config, cmd)),
         Command::Events(EventsCommand::Redeliver(a)) => {
@@ -229,6 +243,34 @@ async fn serve(path: Option<PathBuf>) -> Result<ExitCode, String> {
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("lunas gateway stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `[sandbox]` section of a configuration, read by the sandbox's own rules.
+pub fn sandbox_config(config: &Config) -> Result<lunas_sandbox::SandboxConfig, String> {
+    let table = config.sandbox.clone().ok_or_else(|| {
+        "the configuration has no [sandbox] section: add one with [[sandbox.accounts]] (see the README)".to_owned()
+    })?;
+    lunas_sandbox::SandboxConfig::deserialize(table)
+        .map_err(|e| format!("sandbox configuration: {e}"))
+}
+
+async fn sandbox(path: Option<PathBuf>) -> Result<ExitCode, String> {
+    let config = load(path)?;
+    let sandbox_config = sandbox_config(&config)?;
+    logging::init();
+    let listen = sandbox_config.listen;
+    let sandbox = lunas_sandbox::Sandbox::new(sandbox_config).map_err(|e| e.to_string())?;
+    let listener = app::bind(listen).await.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    for a in sandbox.account_infos() {
+        tracing::info!(account = %a.id, kind = %a.kind, environment = %a.environment, "sandbox account");
+    }
+    tracing::info!(%addr, "lunas sandbox listening on http://{addr}");
+    sandbox
+        .serve(listener, app::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -300,6 +342,26 @@ async fn tx(path: Option<PathBuf>, cmd: TxCommand) -> Result<ExitCode, String> {
     let config = load(path)?;
     let store = open_store(&config).await?;
     match cmd {
+        TxCommand::Check {
+            provider_id,
+            reference,
+        } => {
+            let reconciler = crate::reconcile::Reconciler::new(
+                std::sync::Arc::clone(&store),
+                &config.providers,
+            )?;
+            let done = reconciler
+                .check_now(&provider_id, &reference)
+                .await
+                .map_err(|e| e.to_string())?;
+            let tx = done.record.expect("a check always concerns a transaction");
+            let mut body = tx.to_json();
+            body["check"] = serde_json::json!({"verdict": done.verdict.as_str()});
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&body).expect("JSON serialises")
+            );
+        }
         TxCommand::Show {
             provider_id,
             reference,

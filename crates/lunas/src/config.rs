@@ -90,6 +90,23 @@ struct RawProvider {
     confirm_callbacks: Option<bool>,
     #[serde(default, deserialize_with = "lenient::string_list")]
     callback_ips: Vec<String>,
+    #[serde(default)]
+    reconcile: RawReconcile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReconcile {
+    first_check_after: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string_list")]
+    backoff: Option<Vec<String>>,
+    give_up_after: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    rate_per_minute: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    timeout_ms: Option<u64>,
+    not_found_grace: Option<String>,
+    postpaid_grace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +212,68 @@ pub struct ProviderConfig {
     pub confirm_callbacks: bool,
     /// Empty: callbacks accepted from any address.
     pub callback_ips: Vec<IpNet>,
+    pub reconcile: ReconcileConfig,
+}
+
+/// When and how often the reconciler asks a provider about open transactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileConfig {
+    /// The first check of a transaction with no outcome, after it was first seen.
+    pub first_check_after: Duration,
+    /// The waits between later checks; the last one repeats.
+    pub backoff: Vec<Duration>,
+    /// After this long without an outcome, stop and flag the transaction for review. IAK says
+    /// a production callback may take up to 24 hours.
+    pub give_up_after: Duration,
+    /// Check-status calls per minute to this provider, at most.
+    pub rate_per_minute: u32,
+    /// Per call.
+    pub timeout: Duration,
+    /// Prepaid `06` (no such transaction) counts as failed only once the transaction is this old
+    /// (a top-up may not be visible at once).
+    pub not_found_grace: Duration,
+    /// Postpaid status 0 (payment request not received) counts as failed only once the
+    /// transaction is this old.
+    pub postpaid_grace: Duration,
+}
+
+impl ReconcileConfig {
+    /// Defaults per provider kind.
+    pub fn default_for(kind: ProviderKind) -> Self {
+        let d = |s: &str| parse_duration(s).expect("valid default");
+        match kind {
+            ProviderKind::Iak | ProviderKind::Idsl => ReconcileConfig {
+                first_check_after: d("60s"),
+                backoff: ["1m", "2m", "5m", "10m", "30m", "1h", "2h"]
+                    .iter()
+                    .map(|s| d(s))
+                    .collect(),
+                give_up_after: d("24h"),
+                rate_per_minute: 60,
+                timeout: d("30s"),
+                not_found_grace: d("10m"),
+                postpaid_grace: d("1h"),
+            },
+            ProviderKind::Mcp => ReconcileConfig {
+                first_check_after: d("5m"),
+                backoff: ["5m", "15m", "1h", "6h"].iter().map(|s| d(s)).collect(),
+                give_up_after: d("7d"),
+                rate_per_minute: 60,
+                timeout: d("30s"),
+                not_found_grace: d("10m"),
+                postpaid_grace: d("1h"),
+            },
+        }
+    }
+
+    /// The wait before the next check after `attempts` checks.
+    pub fn wait_after(&self, attempts: i64) -> Duration {
+        let i = (attempts.max(1) as usize - 1).min(self.backoff.len().saturating_sub(1));
+        self.backoff
+            .get(i)
+            .copied()
+            .unwrap_or(self.first_check_after)
+    }
 }
 
 /// How events are delivered to endpoints.
@@ -695,6 +774,63 @@ fn validate_provider(
     if errors.len() > before {
         return None;
     }
+    let mut reconcile = ReconcileConfig::default_for(kind);
+    let mut duration = |field: &str, value: &Option<String>, slot: &mut Duration| {
+        if let Some(v) = value {
+            match parse_duration(v) {
+                Ok(d) => *slot = d,
+                Err(e) => errors.push(format!("{name}.reconcile.{field}: {e}")),
+            }
+        }
+    };
+    let r = &p.reconcile;
+    duration(
+        "first_check_after",
+        &r.first_check_after,
+        &mut reconcile.first_check_after,
+    );
+    duration(
+        "give_up_after",
+        &r.give_up_after,
+        &mut reconcile.give_up_after,
+    );
+    duration(
+        "not_found_grace",
+        &r.not_found_grace,
+        &mut reconcile.not_found_grace,
+    );
+    duration(
+        "postpaid_grace",
+        &r.postpaid_grace,
+        &mut reconcile.postpaid_grace,
+    );
+    if let Some(list) = &r.backoff {
+        match list
+            .iter()
+            .map(|s| parse_duration(s))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(v) if !v.is_empty() => reconcile.backoff = v,
+            Ok(_) => errors.push(format!(
+                "{name}.reconcile.backoff: must list at least one wait"
+            )),
+            Err(e) => errors.push(format!("{name}.reconcile.backoff: {e}")),
+        }
+    }
+    if let Some(n) = r.rate_per_minute {
+        if n == 0 {
+            errors.push(format!(
+                "{name}.reconcile.rate_per_minute: must be positive"
+            ));
+        }
+        reconcile.rate_per_minute = n.clamp(1, 100_000) as u32;
+    }
+    if let Some(ms) = r.timeout_ms {
+        reconcile.timeout = Duration::from_millis(ms.max(1));
+    }
+    if errors.len() > before {
+        return None;
+    }
     let defaults = default_urls(kind, environment);
     Some(ProviderConfig {
         id,
@@ -707,6 +843,7 @@ fn validate_provider(
         base_url: base_url.or(defaults.2),
         confirm_callbacks: p.confirm_callbacks.unwrap_or(false),
         callback_ips,
+        reconcile,
     })
 }
 

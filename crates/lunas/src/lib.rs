@@ -9,4 +9,5 @@ pub mod delivery;
 pub mod http;
 pub mod logging;
 pub mod providers;
+pub mod reconcile;
 pub mod secrets;

@@ -67,12 +67,19 @@ impl Credentials {
         headers
     }
 
-    /// Whether an `Authorization` header is this merchant's, in constant time.
+    /// Whether an `Authorization` header is this merchant's. The scheme is matched
+    /// case-insensitively (as HTTP says), the credentials in constant time.
     pub fn verify_authorization(&self, given: &str) -> bool {
         use subtle::ConstantTimeEq;
         let expected = self.authorization();
-        let given = given.trim().as_bytes();
-        given.len() == expected.len() && bool::from(given.ct_eq(expected.as_bytes()))
+        let expected_token = expected.strip_prefix("Basic ").unwrap_or(&expected);
+        let Some((scheme, token)) = given.trim().split_once(' ') else {
+            return false;
+        };
+        let token = token.trim().as_bytes();
+        scheme.eq_ignore_ascii_case("basic")
+            && token.len() == expected_token.len()
+            && bool::from(token.ct_eq(expected_token.as_bytes()))
     }
 
     /// Whether an `x-req-signature` is right for `external_id`/`order_id`.

@@ -25,6 +25,7 @@ use writer::{WriteOp, WriteResult, Writer};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_deliveries.sql"),
+    include_str!("../../migrations/sqlite/0003_reconcile.sql"),
 ];
 
 const READERS: usize = 4;
@@ -293,6 +294,55 @@ impl Store for SqliteStore {
             .collect()
         })
         .await
+    }
+
+    async fn claim_checks(
+        &self,
+        provider_id: &str,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<TxRecord>, StoreError> {
+        let op = WriteOp::ClaimChecks {
+            provider_id: provider_id.to_owned(),
+            now: to_millis(now),
+            lease_ms: lease.as_millis() as i64,
+            limit,
+        };
+        match self.writer.submit(op).await? {
+            WriteResult::Checks(txs) => Ok(txs),
+            other => Err(StoreError::Unavailable(format!(
+                "writer answered {other:?}"
+            ))),
+        }
+    }
+
+    async fn claim_check(
+        &self,
+        transaction_id: i64,
+        now: OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let op = WriteOp::ClaimCheckOf {
+            id: transaction_id,
+            now: to_millis(now),
+            lease_ms: lease.as_millis() as i64,
+        };
+        match self.writer.submit(op).await? {
+            WriteResult::Flag(b) => Ok(b),
+            other => Err(StoreError::Unavailable(format!(
+                "writer answered {other:?}"
+            ))),
+        }
+    }
+
+    async fn record_check(&self, check: CheckRecord) -> Result<Ingested, StoreError> {
+        match self.writer.submit(WriteOp::RecordCheck(check)).await? {
+            WriteResult::Ingested(i) => Ok(i),
+            other => Err(StoreError::Unavailable(format!(
+                "writer answered {other:?}"
+            ))),
+        }
     }
 
     async fn init_endpoints(&self, endpoints: &[EndpointFilter]) -> Result<(), StoreError> {

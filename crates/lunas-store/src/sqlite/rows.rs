@@ -11,7 +11,8 @@ use rusqlite::Row;
 pub(crate) const TX_COLUMNS: &str =
     "id, provider_id, ref, kind, state, needs_review, amount, product_code, \
      customer_id, provider_transaction_id, order_id, response_code, message, serial_number, pin, \
-     activation_code, balance_after, total_paid, payments, created_at, updated_at";
+     activation_code, balance_after, total_paid, payments, created_at, updated_at, unconfirmed, \
+     next_check_at, check_attempts";
 
 pub(crate) const OBSERVATION_COLUMNS: &str =
     "id, provider_id, ref, source, received_at, content_type, remote_addr, body, body_size, verdict, detail";
@@ -53,6 +54,13 @@ pub(crate) fn tx_from_row(r: &Row<'_>) -> rusqlite::Result<TxRecord> {
             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(18, Type::Text, e.into()))?,
         created_at: from_millis(r.get(19)?),
         updated_at: from_millis(r.get(20)?),
+        unconfirmed: r
+            .get::<_, Option<String>>(21)?
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(21, Type::Text, e.into()))?,
+        next_check_at: r.get::<_, Option<i64>>(22)?.map(from_millis),
+        check_attempts: r.get(23)?,
     })
 }
 

@@ -7,7 +7,10 @@
 //! back its savepoint alone; a commit that fails fails the whole batch, and nothing of it is
 //! acknowledged.
 
-use lunas_core::{decide, to_millis, NewEvent, ObservationVerdict, Source, TxRecord};
+use lunas_core::{
+    decide, give_up, to_millis, Decision, NewEvent, NewObservation, ObservationVerdict, Source,
+    Trust, TxRecord,
+};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
@@ -39,6 +42,18 @@ pub(crate) enum WriteOp {
         endpoints: Vec<EndpointFilter>,
         now: i64,
     },
+    ClaimChecks {
+        provider_id: String,
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+    },
+    ClaimCheckOf {
+        id: i64,
+        now: i64,
+        lease_ms: i64,
+    },
+    RecordCheck(CheckRecord),
 }
 
 #[derive(Debug)]
@@ -48,6 +63,8 @@ pub(crate) enum WriteResult {
     Pong,
     Count(usize),
     Claimed(Vec<DeliveryJob>),
+    Checks(Vec<TxRecord>),
+    Flag(bool),
 }
 
 struct Job {
@@ -158,6 +175,16 @@ fn apply(c: &Connection, op: &WriteOp) -> rusqlite::Result<WriteResult> {
             endpoints,
             now,
         } => super::delivery::redeliver(c, what, endpoints, *now).map(WriteResult::Count),
+        WriteOp::ClaimChecks {
+            provider_id,
+            now,
+            lease_ms,
+            limit,
+        } => claim_checks(c, provider_id, *now, *lease_ms, *limit).map(WriteResult::Checks),
+        WriteOp::ClaimCheckOf { id, now, lease_ms } => {
+            claim_check_of(c, *id, *now, *lease_ms).map(WriteResult::Flag)
+        }
+        WriteOp::RecordCheck(check) => record_check(c, check).map(WriteResult::Ingested),
     }
 }
 
@@ -173,9 +200,14 @@ fn select_tx(
     .optional()
 }
 
-/// Inserts a new transaction or updates a stored one; returns it with its id.
+/// Inserts a new transaction or updates a stored one; returns it with its id. The reconciler's
+/// columns (`next_check_at`, `check_attempts`, lease) are kept by [`schedule`].
 fn save_tx(c: &Connection, rec: &TxRecord) -> rusqlite::Result<TxRecord> {
     let payments = serde_json::to_string(&rec.payments).expect("payments serialise");
+    let unconfirmed = rec
+        .unconfirmed
+        .as_ref()
+        .map(|u| serde_json::to_string(u).expect("claims serialise"));
     let values = params![
         rec.provider_id,
         rec.reference,
@@ -197,14 +229,15 @@ fn save_tx(c: &Connection, rec: &TxRecord) -> rusqlite::Result<TxRecord> {
         payments,
         to_millis(rec.created_at),
         to_millis(rec.updated_at),
+        unconfirmed,
     ];
     let mut saved = rec.clone();
     if rec.id == 0 {
         c.prepare_cached(
             "INSERT INTO transactions (provider_id, ref, kind, state, needs_review, amount, product_code, \
              customer_id, provider_transaction_id, order_id, response_code, message, serial_number, pin, \
-             activation_code, balance_after, total_paid, payments, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+             activation_code, balance_after, total_paid, payments, created_at, updated_at, unconfirmed) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
         )?
         .execute(values)?;
         saved.id = c.last_insert_rowid();
@@ -213,12 +246,60 @@ fn save_tx(c: &Connection, rec: &TxRecord) -> rusqlite::Result<TxRecord> {
             "UPDATE transactions SET provider_id = ?1, ref = ?2, kind = ?3, state = ?4, needs_review = ?5, \
              amount = ?6, product_code = ?7, customer_id = ?8, provider_transaction_id = ?9, order_id = ?10, \
              response_code = ?11, message = ?12, serial_number = ?13, pin = ?14, activation_code = ?15, \
-             balance_after = ?16, total_paid = ?17, payments = ?18, created_at = ?19, updated_at = ?20 \
-             WHERE id = ?21",
+             balance_after = ?16, total_paid = ?17, payments = ?18, created_at = ?19, updated_at = ?20, \
+             unconfirmed = ?21 WHERE id = ?22",
         )?
-        .execute(rusqlite::params_from_iter(values.iter().copied().chain(std::iter::once(&rec.id as &dyn rusqlite::ToSql))))?;
+        .execute(rusqlite::params_from_iter(
+            values.iter().copied().chain(std::iter::once(&rec.id as &dyn rusqlite::ToSql)),
+        ))?;
     }
     Ok(saved)
+}
+
+/// Whether the reconciler still has something to ask the provider about this transaction.
+fn wants_check(rec: &TxRecord) -> bool {
+    !rec.state.is_final() || rec.unconfirmed.is_some()
+}
+
+/// Sets when the reconciler asks next: `Keep` leaves a scheduled check alone (or schedules one
+/// `first` from now when there is none), `At` sets it, and a transaction with nothing to ask
+/// about is unscheduled whatever is asked. Returns the record with the schedule it now has.
+fn schedule(
+    c: &Connection,
+    mut rec: TxRecord,
+    when: When,
+    now: i64,
+    count_attempt: bool,
+) -> rusqlite::Result<TxRecord> {
+    let next = if !wants_check(&rec) {
+        None
+    } else {
+        match when {
+            When::Keep(first) => rec
+                .next_check_at
+                .map(to_millis)
+                .or(first.map(|d| now + d.as_millis() as i64)),
+            When::At(at) => at,
+        }
+    };
+    c.prepare_cached(
+        "UPDATE transactions SET next_check_at = ?1, check_attempts = check_attempts + ?2, \
+         check_lease_until = CASE WHEN ?2 = 1 THEN NULL ELSE check_lease_until END WHERE id = ?3",
+    )?
+    .execute(params![next, i64::from(count_attempt), rec.id])?;
+    rec.next_check_at = next.map(lunas_core::from_millis);
+    if count_attempt {
+        rec.check_attempts += 1;
+    }
+    Ok(rec)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum When {
+    /// Keep the scheduled check; with none, schedule one this long from now.
+    Keep(Option<std::time::Duration>),
+    /// Check at this time (ms), or never.
+    At(Option<i64>),
 }
 
 fn insert_event(c: &Connection, tx_id: i64, at: i64, e: &NewEvent) -> rusqlite::Result<Event> {
@@ -235,49 +316,45 @@ fn insert_event(c: &Connection, tx_id: i64, at: i64, e: &NewEvent) -> rusqlite::
     })
 }
 
-fn ingest(c: &Connection, ingest: &Ingest) -> rusqlite::Result<Ingested> {
-    let obs = &ingest.observation;
-    let at = to_millis(obs.received_at);
-    let mut linked = None;
-    let (verdict, record, events) = match &ingest.fact {
-        None => {
-            // A refused message changes nothing, but if it names a known transaction it joins
-            // that transaction's evidence (a forged callback is worth seeing in its timeline).
-            if let Some(reference) = &obs.reference {
-                linked = select_tx(c, &obs.provider_id, reference)?.map(|t| t.id);
-            }
-            (
-                obs.verdict.unwrap_or(ObservationVerdict::Malformed),
-                None,
-                Vec::new(),
-            )
-        }
-        Some(fact) => {
-            let current = select_tx(c, &obs.provider_id, &fact.reference)?;
-            let decision = decide(current.as_ref(), &obs.provider_id, fact, obs.received_at);
-            let record = if decision.changed {
-                save_tx(c, &decision.record)?
-            } else {
-                decision.record
-            };
-            let events = decision
-                .events
-                .iter()
-                .map(|e| insert_event(c, record.id, at, e))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            (decision.verdict, Some(record), events)
-        }
+/// Saves a decision's record (when changed), its schedule and its events.
+fn commit_decision(
+    c: &Connection,
+    decision: Decision,
+    at: i64,
+    when: When,
+    count_attempt: bool,
+) -> rusqlite::Result<(ObservationVerdict, TxRecord, Vec<Event>)> {
+    let record = if decision.changed {
+        save_tx(c, &decision.record)?
+    } else {
+        decision.record
     };
+    let record = schedule(c, record, when, at, count_attempt)?;
+    let events = decision
+        .events
+        .iter()
+        .map(|e| insert_event(c, record.id, at, e))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((decision.verdict, record, events))
+}
+
+fn insert_observation(
+    c: &Connection,
+    obs: &NewObservation,
+    verdict: ObservationVerdict,
+    record: Option<&TxRecord>,
+    linked: Option<i64>,
+) -> rusqlite::Result<i64> {
     c.prepare_cached(
         "INSERT INTO observations (provider_id, ref, transaction_id, source, received_at, content_type, \
          remote_addr, body, body_size, verdict, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         obs.provider_id,
-        obs.reference.as_deref().or(record.as_ref().map(|r| r.reference.as_str())),
-        record.as_ref().map(|r| r.id).or(linked),
+        obs.reference.as_deref().or(record.map(|r| r.reference.as_str())),
+        record.map(|r| r.id).or(linked),
         obs.source.as_str(),
-        at,
+        to_millis(obs.received_at),
         obs.content_type,
         obs.remote_addr,
         obs.body,
@@ -285,9 +362,16 @@ fn ingest(c: &Connection, ingest: &Ingest) -> rusqlite::Result<Ingested> {
         verdict.as_str(),
         obs.detail,
     ])?;
-    let observation_id = c.last_insert_rowid();
-    let is_callback = i64::from(obs.source == Source::Callback);
-    let balance = ingest.fact.as_ref().and_then(|f| f.detail.balance_after);
+    Ok(c.last_insert_rowid())
+}
+
+/// Keeps the provider health counters current.
+fn count_for_provider(
+    c: &Connection,
+    obs: &NewObservation,
+    verdict: ObservationVerdict,
+    balance: Option<i64>,
+) -> rusqlite::Result<()> {
     c.prepare_cached(
         "INSERT INTO provider_stats (provider_id, callbacks, rejected, bad_signatures, last_callback_at, \
          last_balance, last_balance_at) VALUES (?1, ?2, ?3, ?4, CASE WHEN ?2 = 1 THEN ?5 END, ?6, \
@@ -300,12 +384,59 @@ fn ingest(c: &Connection, ingest: &Ingest) -> rusqlite::Result<Ingested> {
     )?
     .execute(params![
         obs.provider_id,
-        is_callback,
+        i64::from(obs.source == Source::Callback),
         i64::from(verdict.is_rejection()),
         i64::from(verdict == ObservationVerdict::BadSignature),
-        at,
+        to_millis(obs.received_at),
         balance,
     ])?;
+    Ok(())
+}
+
+fn ingest(c: &Connection, ingest: &Ingest) -> rusqlite::Result<Ingested> {
+    let obs = &ingest.observation;
+    let at = to_millis(obs.received_at);
+    let (verdict, record, events, linked) = match &ingest.fact {
+        None => {
+            // A refused message changes nothing, but if it names a known transaction it joins
+            // that transaction's evidence (a forged callback is worth seeing in its timeline).
+            let linked = match &obs.reference {
+                Some(reference) => select_tx(c, &obs.provider_id, reference)?.map(|t| t.id),
+                None => None,
+            };
+            (
+                obs.verdict.unwrap_or(ObservationVerdict::Malformed),
+                None,
+                Vec::new(),
+                linked,
+            )
+        }
+        Some(fact) => {
+            let current = select_tx(c, &obs.provider_id, &fact.reference)?;
+            let decision = decide(
+                current.as_ref(),
+                &obs.provider_id,
+                fact,
+                ingest.trust,
+                obs.received_at,
+            );
+            // A held claim is checked at once; anything else keeps its schedule.
+            let when = if decision.verdict == ObservationVerdict::Unconfirmed {
+                When::At(Some(at))
+            } else {
+                When::Keep(ingest.check_after)
+            };
+            let (verdict, record, events) = commit_decision(c, decision, at, when, false)?;
+            (verdict, Some(record), events, None)
+        }
+    };
+    let observation_id = insert_observation(c, obs, verdict, record.as_ref(), linked)?;
+    count_for_provider(
+        c,
+        obs,
+        verdict,
+        ingest.fact.as_ref().and_then(|f| f.detail.balance_after),
+    )?;
     Ok(Ingested {
         verdict,
         observation_id,
@@ -320,5 +451,117 @@ fn register(c: &Connection, reg: &Registration) -> rusqlite::Result<(TxRecord, b
     }
     let mut rec = TxRecord::new(&reg.provider_id, &reg.reference, reg.kind, reg.at);
     rec.merge(&reg.detail, true);
-    Ok((save_tx(c, &rec)?, true))
+    let at = to_millis(reg.at);
+    let rec = save_tx(c, &rec)?;
+    Ok((
+        schedule(c, rec, When::Keep(reg.check_after), at, false)?,
+        true,
+    ))
+}
+
+/// Leases up to `limit` transactions of `provider_id` whose check is due.
+fn claim_checks(
+    c: &Connection,
+    provider_id: &str,
+    now: i64,
+    lease_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<TxRecord>> {
+    let ids: Vec<i64> = c
+        .prepare_cached(
+            "SELECT id FROM transactions WHERE next_check_at IS NOT NULL AND next_check_at <= ?1 \
+             AND provider_id = ?2 AND (check_lease_until IS NULL OR check_lease_until <= ?1) \
+             ORDER BY next_check_at LIMIT ?3",
+        )?
+        .query_map(params![now, provider_id, limit as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        c.prepare_cached("UPDATE transactions SET check_lease_until = ?1 WHERE id = ?2")?
+            .execute(params![now + lease_ms, id])?;
+        out.push(
+            c.prepare_cached(&format!(
+                "SELECT {TX_COLUMNS} FROM transactions WHERE id = ?1"
+            ))?
+            .query_row([id], tx_from_row)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Leases one transaction for a forced check, unless a check of it is already under way.
+fn claim_check_of(c: &Connection, id: i64, now: i64, lease_ms: i64) -> rusqlite::Result<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE transactions SET check_lease_until = ?1 WHERE id = ?2 \
+             AND (check_lease_until IS NULL OR check_lease_until <= ?3)",
+        )?
+        .execute(params![now + lease_ms, id, now])?;
+    Ok(n == 1)
+}
+
+/// Records a status check: its observation, the fact it established (if any), the next check
+/// (or none), and, when the provider's window has passed, the flag for review.
+fn record_check(c: &Connection, check: &CheckRecord) -> rusqlite::Result<Ingested> {
+    let obs = &check.observation;
+    let at = to_millis(obs.received_at);
+    let current = c
+        .prepare_cached(&format!(
+            "SELECT {TX_COLUMNS} FROM transactions WHERE id = ?1"
+        ))?
+        .query_row([check.transaction_id], tx_from_row)?;
+    let next = check.next_check_at.map(to_millis);
+    let (mut verdict, mut record, mut events) = match &check.fact {
+        Some(fact) => {
+            let decision = decide(
+                Some(&current),
+                &current.provider_id,
+                fact,
+                Trust::Authoritative,
+                obs.received_at,
+            );
+            commit_decision(c, decision, at, When::At(next), true)?
+        }
+        None => {
+            let (_, record, events) = commit_decision(
+                c,
+                Decision {
+                    verdict: ObservationVerdict::CheckFailed,
+                    record: current.clone(),
+                    changed: false,
+                    events: vec![],
+                },
+                at,
+                When::At(next),
+                true,
+            )?;
+            (
+                obs.verdict.unwrap_or(ObservationVerdict::CheckFailed),
+                record,
+                events,
+            )
+        }
+    };
+    if check.give_up && wants_check(&record) {
+        let decision = give_up(&record, obs.received_at);
+        let (_, r, more) = commit_decision(c, decision, at, When::At(None), false)?;
+        record = r;
+        events.extend(more);
+        if verdict == ObservationVerdict::Duplicate {
+            verdict = ObservationVerdict::CheckFailed;
+        }
+    }
+    let observation_id = insert_observation(c, obs, verdict, Some(&record), None)?;
+    count_for_provider(
+        c,
+        obs,
+        verdict,
+        check.fact.as_ref().and_then(|f| f.detail.balance_after),
+    )?;
+    Ok(Ingested {
+        verdict,
+        observation_id,
+        record: Some(record),
+        events,
+    })
 }

@@ -290,6 +290,7 @@ pub async fn register_transaction(
             order_id,
             ..Detail::default()
         },
+        check_after: Some(provider.reconcile.first_check_after),
         at: OffsetDateTime::now_utc(),
     };
     let (tx, created) = app.store.register(registration).await?;
@@ -523,4 +524,33 @@ pub async fn endpoints(State(app): State<AppState>) -> Result<Json<Value>, ApiEr
         })
         .collect();
     Ok(Json(json!({"items": items})))
+}
+
+/// `POST /api/v1/transactions/{provider_id}/{ref}/check`: ask the provider now.
+pub async fn check_transaction(
+    State(app): State<AppState>,
+    Path((provider_id, reference)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    use crate::reconcile::CheckError;
+    let done = app
+        .reconciler
+        .check_now(&provider_id, &reference)
+        .await
+        .map_err(|e| match e {
+            CheckError::NotFound { .. } => {
+                ApiError::not_found("transaction_not_found", e.to_string())
+            }
+            CheckError::Busy => {
+                ApiError::new(StatusCode::CONFLICT, "check_in_progress", e.to_string())
+            }
+            CheckError::Store(s) => ApiError::from(s),
+        })?;
+    if !done.events.is_empty() {
+        app.wake.notify_one();
+    }
+    let tx = done.record.expect("a check always concerns a transaction");
+    let mut body = tx.to_json();
+    body["check"] =
+        json!({"verdict": done.verdict.as_str(), "observation_id": done.observation_id});
+    Ok(Json(body))
 }

@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use lunas_core::{NewObservation, ObservationVerdict, Source};
-use lunas_store::Ingest;
+use lunas_store::{Ingest, Trust};
 use time::OffsetDateTime;
 
 use super::{ApiError, AppState};
@@ -127,12 +127,22 @@ pub async fn receive(
         .ingest(Ingest {
             observation: obs,
             fact: Some(verified.fact),
+            trust: if provider.confirm_callbacks {
+                Trust::NeedsConfirmation
+            } else {
+                Trust::Authoritative
+            },
+            check_after: Some(provider.reconcile.first_check_after),
         })
         .await
     {
         Ok(done) => {
             if !done.events.is_empty() {
                 app.wake.notify_one();
+            }
+            if done.verdict == ObservationVerdict::Unconfirmed {
+                // The claim is checked at once, not on the next tick.
+                app.check_wake.notify_one();
             }
             tracing::info!(
                 provider = %provider_id,
@@ -172,14 +182,7 @@ async fn refuse(
         code = refusal.code,
         "callback refused"
     );
-    if let Err(e) = app
-        .store
-        .ingest(Ingest {
-            observation: obs,
-            fact: None,
-        })
-        .await
-    {
+    if let Err(e) = app.store.ingest(Ingest::refused(obs)).await {
         tracing::warn!(provider = %provider_id, error = %e, "refused callback could not be kept as evidence");
     }
     ApiError::new(refusal.status, refusal.code, refusal.message).into_response()

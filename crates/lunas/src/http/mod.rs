@@ -26,6 +26,9 @@ pub struct AppState {
     pub body_limit: usize,
     /// Wakes the delivery worker when new events are committed.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Wakes the reconciler when a callback claim waits for confirmation.
+    pub check_wake: Arc<tokio::sync::Notify>,
+    pub reconciler: Arc<crate::reconcile::Reconciler>,
     pub endpoints: Arc<Vec<crate::config::EndpointConfig>>,
     pub filters: Arc<Vec<lunas_store::EndpointFilter>>,
 }
@@ -40,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::TRANSACTION, get(api::show_transaction))
         .route(openapi::EVENTS, get(api::events))
         .route(openapi::PROVIDERS, get(api::providers))
+        .route(openapi::TRANSACTION_CHECK, post(api::check_transaction))
         .route(openapi::EVENT_REDELIVER, post(api::redeliver_event))
         .route(
             openapi::TRANSACTION_REDELIVER,

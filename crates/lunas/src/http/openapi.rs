@@ -10,6 +10,7 @@ pub const TRANSACTIONS: &str = "/api/v1/transactions";
 pub const TRANSACTION: &str = "/api/v1/transactions/{provider_id}/{ref}";
 pub const EVENTS: &str = "/api/v1/events";
 pub const PROVIDERS: &str = "/api/v1/providers";
+pub const TRANSACTION_CHECK: &str = "/api/v1/transactions/{provider_id}/{ref}/check";
 pub const EVENT_REDELIVER: &str = "/api/v1/events/{id}/redeliver";
 pub const TRANSACTION_REDELIVER: &str = "/api/v1/transactions/{provider_id}/{ref}/redeliver";
 pub const DELIVERIES: &str = "/api/v1/deliveries";
@@ -27,6 +28,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", TRANSACTION),
     ("get", EVENTS),
     ("get", PROVIDERS),
+    ("post", TRANSACTION_CHECK),
     ("post", EVENT_REDELIVER),
     ("post", TRANSACTION_REDELIVER),
     ("get", DELIVERIES),
@@ -194,6 +196,17 @@ pub fn spec() -> Value {
                 "summary": "Provider accounts and their health",
                 "security": bearer,
                 "responses": {"200": {"description": "Accounts"}, "401": error_response("Missing or wrong admin token")}
+            }},
+            TRANSACTION_CHECK: {"post": {
+                "summary": "Ask the provider's check-status API about one transaction now, and apply the answer",
+                "security": bearer,
+                "parameters": [path("provider_id"), path("ref")],
+                "responses": {
+                    "200": {"description": "The transaction after the check, with `check` (verdict and what was asked)"},
+                    "401": error_response("Missing or wrong admin token"),
+                    "404": error_response("No such transaction"),
+                    "409": error_response("A check of it is already under way")
+                }
             }},
             EVENT_REDELIVER: {"post": {
                 "summary": "Deliver one event again to every endpoint subscribed to its type",

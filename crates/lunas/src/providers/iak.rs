@@ -49,3 +49,185 @@ pub fn verify_callback(provider: &ProviderConfig, body: &[u8]) -> Result<Verifie
         decoded.format.as_str(),
     ))
 }
+
+/// IAK/IDSL check-status: prepaid `POST /api/check-status` (v1: `/v1/legacy/index` with
+/// `commands=inquiry`), postpaid `POST /api/v1/bill/check` with `commands=checkstatus`.
+pub async fn check_status(
+    client: &reqwest::Client,
+    provider: &ProviderConfig,
+    tx: &lunas_core::TxRecord,
+) -> super::Checked {
+    use lunas_protocol::iak::postpaid::{PostpaidCommand, PostpaidRequest, PostpaidResult};
+    use lunas_protocol::iak::prepaid::{PrepaidCommand, PrepaidRequest, PrepaidResult};
+    use lunas_protocol::{Format, Verdict};
+
+    use super::{CheckOutcome, Checked};
+
+    let Credentials::Iak { username, api_key } = &provider.credentials else {
+        unreachable!("an IAK-family provider always has IAK credentials")
+    };
+    let postpaid = tx.kind == TxKind::Postpaid;
+    let base = if postpaid {
+        &provider.postpaid_url
+    } else {
+        &provider.prepaid_url
+    };
+    let Some(base) = base else {
+        let which = if postpaid {
+            "postpaid_url"
+        } else {
+            "prepaid_url"
+        };
+        return Checked {
+            outcome: CheckOutcome::Failed(format!(
+                "no {which} is configured for {:?}",
+                provider.id
+            )),
+            response: Vec::new(),
+            content_type: None,
+            summary: format!("not asked: no {which}"),
+        };
+    };
+    let (url, body) = if postpaid {
+        let req = PostpaidRequest::new(
+            username,
+            api_key,
+            PostpaidCommand::CheckStatus {
+                ref_id: tx.reference.clone(),
+            },
+        );
+        (super::join(base, &req.path()), req.encode(Format::Json))
+    } else {
+        let req = PrepaidRequest::new(
+            username,
+            api_key,
+            PrepaidCommand::CheckStatus {
+                ref_id: tx.reference.clone(),
+            },
+        );
+        (
+            super::join(base, &req.path(provider.api_version)),
+            req.encode(Format::Json, provider.api_version),
+        )
+    };
+    let asked = format!("POST {url}");
+    let answer = super::post(
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body),
+        &asked,
+    )
+    .await;
+    let (status, content_type, bytes) = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            return Checked {
+                outcome: CheckOutcome::Failed(e.clone()),
+                response: Vec::new(),
+                content_type: None,
+                summary: e,
+            }
+        }
+    };
+    let keep = bytes[..bytes.len().min(super::CHECK_BODY_CAP)].to_vec();
+    let done = |outcome: CheckOutcome, note: String| Checked {
+        outcome,
+        response: keep.clone(),
+        content_type: content_type.clone(),
+        summary: format!("{asked} → HTTP {status}: {note}"),
+    };
+    // Only a 200 carries an outcome; 400 is a refused request, anything else means "ask later"
+    // (protocols.md §1.3). Neither may settle a transaction.
+    if status != 200 {
+        return done(
+            CheckOutcome::Failed(format!("HTTP {status}")),
+            "no outcome".into(),
+        );
+    }
+    if postpaid {
+        let res = match PostpaidResult::parse(&bytes) {
+            Ok(d) => d.message,
+            Err(e) => {
+                return done(
+                    CheckOutcome::Failed(format!("unreadable answer: {e}")),
+                    e.to_string(),
+                )
+            }
+        };
+        let verdict = res.verdict();
+        let note = format!(
+            "status {:?}, response_code {}",
+            res.status.map(|s| s.code()),
+            res.response_code
+        );
+        let fact = Fact {
+            kind: TxKind::Postpaid,
+            reference: tx.reference.clone(),
+            state: state_for_verdict(verdict),
+            detail: Detail {
+                amount: res.price,
+                product_code: res.code.clone(),
+                customer_id: res.hp.clone(),
+                provider_transaction_id: res.tr_id.map(|t| t.to_string()),
+                response_code: Some(res.response_code.clone()),
+                message: res.message.clone(),
+                balance_after: res.balance,
+                ..Detail::default()
+            },
+            payments: Vec::new(),
+        };
+        let outcome = match verdict {
+            Verdict::Succeeded | Verdict::Failed | Verdict::Pending => CheckOutcome::Answered(fact),
+            Verdict::NotReceived => CheckOutcome::NotReceived(fact),
+            Verdict::NotFound => CheckOutcome::NotFound,
+            Verdict::Rejected => CheckOutcome::Failed(format!(
+                "request refused: {} {}",
+                res.response_code,
+                res.message.unwrap_or_default()
+            )),
+        };
+        return done(outcome, note);
+    }
+    let res = match PrepaidResult::parse(&bytes) {
+        Ok(d) => d.message,
+        Err(e) => {
+            return done(
+                CheckOutcome::Failed(format!("unreadable answer: {e}")),
+                e.to_string(),
+            )
+        }
+    };
+    let verdict = res.verdict();
+    let note = format!("status {:?}, rc {}", res.status.map(|s| s.code()), res.rc);
+    let outcome = match verdict {
+        Verdict::Succeeded | Verdict::Failed | Verdict::Pending | Verdict::NotReceived => {
+            CheckOutcome::Answered(Fact {
+                kind: TxKind::Prepaid,
+                reference: tx.reference.clone(),
+                state: state_for_verdict(verdict),
+                detail: Detail {
+                    amount: res.price,
+                    product_code: res.product_code.clone(),
+                    customer_id: res.customer_id.clone(),
+                    provider_transaction_id: res.tr_id.map(|t| t.to_string()),
+                    response_code: Some(res.rc.clone()),
+                    message: res.message.clone(),
+                    serial_number: res.sn.clone(),
+                    pin: res.pin.clone(),
+                    activation_code: res.activation_code.clone(),
+                    balance_after: res.balance,
+                    ..Detail::default()
+                },
+                payments: Vec::new(),
+            })
+        }
+        Verdict::NotFound => CheckOutcome::NotFound,
+        Verdict::Rejected => CheckOutcome::Failed(format!(
+            "request refused: rc {} {}",
+            res.rc,
+            res.message.unwrap_or_default()
+        )),
+    };
+    done(outcome, note)
+}

@@ -93,3 +93,101 @@ pub fn fact_of(tx: &VaTransaction) -> Fact {
         payments,
     }
 }
+
+/// MCPayment `POST /va/inquiry` with the merchant's headers.
+pub async fn check_status(
+    client: &reqwest::Client,
+    provider: &ProviderConfig,
+    tx: &lunas_core::TxRecord,
+) -> super::Checked {
+    use lunas_protocol::mcp::{McpResponse, VaLookupRequest, PATH_INQUIRY};
+
+    use super::{CheckOutcome, Checked};
+
+    let Credentials::Mcp(credentials) = &provider.credentials else {
+        unreachable!("an MCP provider always has MCP credentials")
+    };
+    let not_asked = |why: String| Checked {
+        outcome: CheckOutcome::Failed(why.clone()),
+        response: Vec::new(),
+        content_type: None,
+        summary: format!("not asked: {why}"),
+    };
+    let Some(base) = &provider.base_url else {
+        return not_asked(format!("no base_url is configured for {:?}", provider.id));
+    };
+    let (Some(transaction_id), Some(order_id)) = (&tx.provider_transaction_id, &tx.order_id) else {
+        return not_asked(
+            "the transaction has no MCPayment transaction_id or order_id to ask with".into(),
+        );
+    };
+    let request = VaLookupRequest {
+        external_id: tx.reference.clone(),
+        order_id: order_id.clone(),
+        transaction_id: transaction_id.clone(),
+        payment_method: "BANK_TRANSFER".into(),
+        payment_channel: tx.product_code.clone().unwrap_or_default(),
+    };
+    let url = super::join(base, PATH_INQUIRY);
+    let mut builder = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(request.encode());
+    for (name, value) in credentials.request_headers(&tx.reference, order_id) {
+        builder = builder.header(name, value);
+    }
+    let asked = format!("POST {url}");
+    let (status, content_type, bytes) = match super::post(builder, &asked).await {
+        Ok(a) => a,
+        Err(e) => {
+            return Checked {
+                outcome: CheckOutcome::Failed(e.clone()),
+                response: Vec::new(),
+                content_type: None,
+                summary: e,
+            }
+        }
+    };
+    let keep = bytes[..bytes.len().min(super::CHECK_BODY_CAP)].to_vec();
+    let done = |outcome: CheckOutcome, note: String| Checked {
+        outcome,
+        response: keep.clone(),
+        content_type: content_type.clone(),
+        summary: format!("{asked} → HTTP {status}: {note}"),
+    };
+    let parsed = McpResponse::parse(&bytes);
+    match (status, parsed) {
+        (200, Ok(res)) if res.is_success() => match res.data {
+            Some(data) if data.external_id == tx.reference => {
+                let note = format!("transaction_status {}", data.transaction_status.as_str());
+                done(CheckOutcome::Answered(fact_of(&data)), note)
+            }
+            Some(data) => done(
+                CheckOutcome::Failed(format!(
+                    "the answer is about {:?}, not {:?}",
+                    data.external_id, tx.reference
+                )),
+                "wrong transaction".into(),
+            ),
+            None => done(
+                CheckOutcome::Failed("a success without data".into()),
+                "no data".into(),
+            ),
+        },
+        (_, Ok(res)) if res.response_code.trim() == "02" => {
+            done(CheckOutcome::NotFound, "data not found".into())
+        }
+        (_, Ok(res)) => done(
+            CheckOutcome::Failed(format!(
+                "response_code {} {}",
+                res.response_code,
+                res.response_message.unwrap_or_default()
+            )),
+            "no outcome".into(),
+        ),
+        (_, Err(e)) => done(
+            CheckOutcome::Failed(format!("unreadable answer: {e}")),
+            e.to_string(),
+        ),
+    }
+}

@@ -84,3 +84,75 @@ pub fn verify_callback(
         ProviderKind::Mcp => mcp::verify_callback(provider, headers, body),
     }
 }
+
+/// What a status check established.
+#[derive(Debug)]
+pub enum CheckOutcome {
+    /// The provider answered about the transaction (final or still pending).
+    Answered(Fact),
+    /// The provider has no such transaction (prepaid or postpaid `06`, MCPayment `02`).
+    NotFound,
+    /// Postpaid status 0: the payment request never arrived (the fact says pending).
+    NotReceived(Fact),
+    /// No usable answer: transport error, timeout, 5xx, garbage, a refused request. Never an
+    /// outcome.
+    Failed(String),
+}
+
+/// One status check's evidence and outcome.
+#[derive(Debug)]
+pub struct Checked {
+    pub outcome: CheckOutcome,
+    /// The provider's answer (capped), or empty when none came.
+    pub response: Vec<u8>,
+    pub content_type: Option<String>,
+    /// What was asked and what came back, for the timeline (never a key or a sign).
+    pub summary: String,
+}
+
+/// Asks the provider about `tx` with its own check-status API.
+pub async fn check_status(
+    client: &reqwest::Client,
+    provider: &ProviderConfig,
+    tx: &lunas_core::TxRecord,
+) -> Checked {
+    match provider.kind {
+        ProviderKind::Iak | ProviderKind::Idsl => iak::check_status(client, provider, tx).await,
+        ProviderKind::Mcp => mcp::check_status(client, provider, tx).await,
+    }
+}
+
+/// How much of a check's answer is kept as evidence.
+pub(crate) const CHECK_BODY_CAP: usize = 16 * 1024;
+
+/// POSTs a check-status request and reads the answer, within the client's timeout.
+pub(crate) async fn post(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<(u16, Option<String>, Vec<u8>), String> {
+    let response = request.send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!("{what}: timed out")
+        } else if e.is_connect() {
+            format!("{what}: could not connect")
+        } else {
+            format!("{what}: request failed ({e})")
+        }
+    })?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("{what}: the answer was cut off ({e})"))?;
+    Ok((status, content_type, body.to_vec()))
+}
+
+/// `base` + `path`, whether or not `base` ends with a slash.
+pub(crate) fn join(base: &url::Url, path: &str) -> String {
+    format!("{}{}", base.as_str().trim_end_matches('/'), path)
+}

@@ -1,0 +1,340 @@
+//! The reconciler (product.md §5): no transaction stays unknown.
+//!
+//! Transactions whose outcome is overdue are leased from the store (a crash loses no work, two
+//! checkers never hold the same transaction), asked about with the provider's own check-status
+//! API, and moved by the same transition rules as callbacks. Provider errors, timeouts, 5xx,
+//! refusals and garbage are never an outcome: the transaction waits for the next check, on a
+//! per-provider backoff and within a per-provider rate budget. A "not found" (prepaid `06`) or a
+//! postpaid "payment not received" (status 0) becomes `failed` only after its grace period.
+//! After the provider's window the transaction is flagged `needs_review` with a
+//! `transaction.unresolved` event, and checks stop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lunas_core::{Detail, Fact, NewObservation, ObservationVerdict, Source, TxRecord};
+use lunas_protocol::{State, TxKind};
+use lunas_store::{CheckRecord, Ingested, Store, StoreError};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::config::ProviderConfig;
+use crate::providers::{self, CheckOutcome};
+
+/// How long a claimed check is leased: longer than any check can take.
+fn lease_for(config: &ProviderConfig) -> Duration {
+    config.reconcile.timeout * 2 + Duration::from_secs(30)
+}
+
+/// A per-provider token bucket, in thousandths of a call.
+struct Bucket {
+    milli: u64,
+    capacity: u64,
+    per_minute: u64,
+    last: OffsetDateTime,
+}
+
+impl Bucket {
+    fn new(per_minute: u32, now: OffsetDateTime) -> Self {
+        let capacity = u64::from(per_minute) * 1000;
+        Bucket {
+            milli: capacity,
+            capacity,
+            per_minute: u64::from(per_minute),
+            last: now,
+        }
+    }
+
+    /// Whole calls available at `now`.
+    fn available(&mut self, now: OffsetDateTime) -> usize {
+        if now > self.last {
+            let elapsed_ms = (now - self.last).whole_milliseconds().max(0) as u64;
+            self.milli = (self.milli + elapsed_ms * self.per_minute / 60).min(self.capacity);
+            self.last = now;
+        }
+        (self.milli / 1000) as usize
+    }
+
+    fn take(&mut self, n: usize) {
+        self.milli = self.milli.saturating_sub(n as u64 * 1000);
+    }
+}
+
+struct Checker {
+    config: ProviderConfig,
+    client: reqwest::Client,
+    bucket: Mutex<Bucket>,
+}
+
+/// What one step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StepReport {
+    pub checked: usize,
+    /// Checks that settled an outcome (or flagged a conflict).
+    pub settled: usize,
+    /// Checks with no usable answer.
+    pub failed: usize,
+    /// Transactions flagged for review because their window passed.
+    pub gave_up: usize,
+}
+
+/// Why a forced check could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("no transaction {reference:?} for provider {provider_id:?}")]
+    NotFound {
+        provider_id: String,
+        reference: String,
+    },
+    #[error("a check of this transaction is already under way")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The reconciler.
+pub struct Reconciler {
+    store: Arc<dyn Store>,
+    checkers: HashMap<String, Arc<Checker>>,
+    /// The most checks claimed per provider per step.
+    batch: usize,
+    poll: Duration,
+}
+
+impl Reconciler {
+    pub fn new(store: Arc<dyn Store>, providers: &[ProviderConfig]) -> Result<Self, String> {
+        let now = OffsetDateTime::now_utc();
+        let mut checkers = HashMap::new();
+        for p in providers {
+            let client = reqwest::Client::builder()
+                .user_agent(concat!("lunas/", env!("CARGO_PKG_VERSION")))
+                .timeout(p.reconcile.timeout)
+                .connect_timeout(p.reconcile.timeout.min(Duration::from_secs(10)))
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client for {:?}: {e}", p.id))?;
+            let bucket = Mutex::new(Bucket::new(p.reconcile.rate_per_minute, now));
+            checkers.insert(
+                p.id.clone(),
+                Arc::new(Checker {
+                    config: p.clone(),
+                    client,
+                    bucket,
+                }),
+            );
+        }
+        Ok(Reconciler {
+            store,
+            checkers,
+            batch: 64,
+            poll: Duration::from_secs(1),
+        })
+    }
+
+    /// One deterministic round at `now`: for each provider, claim the due transactions within
+    /// its rate budget, check them concurrently, record the results.
+    pub async fn step(&self, now: OffsetDateTime) -> Result<StepReport, StoreError> {
+        let mut report = StepReport::default();
+        let mut set = JoinSet::new();
+        let mut ids: Vec<&String> = self.checkers.keys().collect();
+        ids.sort();
+        for id in ids {
+            let checker = Arc::clone(&self.checkers[id]);
+            let budget = checker
+                .bucket
+                .lock()
+                .expect("bucket lock")
+                .available(now)
+                .min(self.batch);
+            if budget == 0 {
+                continue;
+            }
+            let due = self
+                .store
+                .claim_checks(id, now, lease_for(&checker.config), budget)
+                .await?;
+            checker.bucket.lock().expect("bucket lock").take(due.len());
+            for tx in due {
+                let store = Arc::clone(&self.store);
+                let checker = Arc::clone(&checker);
+                set.spawn(async move { check_one(store.as_ref(), &checker, tx, now).await });
+            }
+        }
+        while let Some(done) = set.join_next().await {
+            let done =
+                done.map_err(|e| StoreError::Unavailable(format!("check task failed: {e}")))??;
+            report.checked += 1;
+            match done.verdict {
+                ObservationVerdict::CheckFailed => report.failed += 1,
+                ObservationVerdict::Applied
+                | ObservationVerdict::Conflict
+                | ObservationVerdict::Updated => report.settled += 1,
+                _ => {}
+            }
+            if done
+                .events
+                .iter()
+                .any(|e| e.event_type == lunas_core::EventType::TransactionUnresolved)
+            {
+                report.gave_up += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Checks one transaction now, whatever its schedule (the admin API and `lunas tx check`).
+    pub async fn check_now(
+        &self,
+        provider_id: &str,
+        reference: &str,
+    ) -> Result<Ingested, CheckError> {
+        let not_found = || CheckError::NotFound {
+            provider_id: provider_id.to_owned(),
+            reference: reference.to_owned(),
+        };
+        let checker = self.checkers.get(provider_id).ok_or_else(not_found)?;
+        let tx = self
+            .store
+            .transaction(provider_id, reference)
+            .await?
+            .ok_or_else(not_found)?;
+        let now = OffsetDateTime::now_utc();
+        if !self
+            .store
+            .claim_check(tx.id, now, lease_for(&checker.config))
+            .await?
+        {
+            return Err(CheckError::Busy);
+        }
+        Ok(check_one(self.store.as_ref(), checker, tx, now).await?)
+    }
+
+    /// Runs until `stop` is notified, stepping when woken (a claim to confirm) or every poll
+    /// interval. A check in flight at stop is finished; one that cannot finish is released by
+    /// its lease.
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, stop: Arc<Notify>) {
+        if self.checkers.is_empty() {
+            stop.notified().await;
+            return;
+        }
+        let stopped = stop.notified();
+        tokio::pin!(stopped);
+        loop {
+            let step = self.step(OffsetDateTime::now_utc());
+            tokio::pin!(step);
+            let result = tokio::select! {
+                r = &mut step => r,
+                _ = &mut stopped => {
+                    // Let the checks under way finish and be recorded.
+                    let _ = step.await;
+                    return;
+                }
+            };
+            match result {
+                Ok(report) if report.checked > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "reconciler step failed; retrying"),
+            }
+            tokio::select! {
+                _ = &mut stopped => return,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(self.poll) => {}
+            }
+        }
+    }
+}
+
+/// Asks the provider about one leased transaction and records what came back.
+async fn check_one(
+    store: &dyn Store,
+    checker: &Checker,
+    tx: TxRecord,
+    now: OffsetDateTime,
+) -> Result<Ingested, StoreError> {
+    let config = &checker.config;
+    let checked = providers::check_status(&checker.client, config, &tx).await;
+    let age: Duration = (now - tx.created_at).try_into().unwrap_or_default();
+    let r = &config.reconcile;
+    let fact = match checked.outcome {
+        CheckOutcome::Answered(fact) => Some(fact),
+        CheckOutcome::NotFound if tx.kind != TxKind::Va && age >= r.not_found_grace => {
+            Some(failed(
+                &tx,
+                "06",
+                "not_found: the provider has no such transaction after the grace period",
+            ))
+        }
+        CheckOutcome::NotReceived(_) if age >= r.postpaid_grace => Some(failed(
+            &tx,
+            "42",
+            "not_received: the payment request never reached the provider within the grace period",
+        )),
+        // Within the grace period the answer is "still open".
+        CheckOutcome::NotFound => Some(still_open(&tx)),
+        CheckOutcome::NotReceived(fact) => Some(fact),
+        CheckOutcome::Failed(why) => {
+            tracing::info!(provider = %config.id, reference = %tx.reference, why = %why, "status check gave no outcome");
+            None
+        }
+    };
+    let attempts = tx.check_attempts + 1;
+    let give_up = age >= r.give_up_after;
+    let observation = NewObservation {
+        provider_id: config.id.clone(),
+        reference: Some(tx.reference.clone()),
+        source: Source::Check,
+        received_at: now,
+        content_type: checked.content_type,
+        remote_addr: None,
+        body_size: checked.response.len(),
+        body: checked.response,
+        verdict: fact.is_none().then_some(ObservationVerdict::CheckFailed),
+        detail: Some(checked.summary),
+    };
+    let done = store
+        .record_check(CheckRecord {
+            transaction_id: tx.id,
+            observation,
+            fact,
+            next_check_at: Some(now + r.wait_after(attempts)),
+            give_up,
+        })
+        .await?;
+    if let Some(rec) = &done.record {
+        tracing::info!(
+            provider = %config.id,
+            reference = %tx.reference,
+            verdict = done.verdict.as_str(),
+            state = rec.state.as_str(),
+            attempts,
+            "status checked"
+        );
+    }
+    Ok(done)
+}
+
+fn failed(tx: &TxRecord, code: &str, message: &str) -> Fact {
+    Fact {
+        kind: tx.kind,
+        reference: tx.reference.clone(),
+        state: Some(State::Failed),
+        detail: Detail {
+            response_code: Some(code.into()),
+            message: Some(message.into()),
+            ..Detail::default()
+        },
+        payments: Vec::new(),
+    }
+}
+
+fn still_open(tx: &TxRecord) -> Fact {
+    Fact {
+        kind: tx.kind,
+        reference: tx.reference.clone(),
+        state: Some(tx.kind.initial_state()),
+        detail: Detail::default(),
+        payments: Vec::new(),
+    }
+}
