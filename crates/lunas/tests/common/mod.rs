@@ -2,13 +2,17 @@
 //! providers and as the merchant would.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use lunas::app::Gateway;
 use lunas::config::Config;
 use lunas_protocol::iak::prepaid::{PrepaidCallback, PrepaidStatus};
-use lunas_protocol::mcp::{Credentials, VaTransaction};
+use lunas_protocol::mcp::{
+    Credentials, PaymentDetails, PaymentRecord, PaymentSystem, TransactionStatus, VaTransaction,
+};
 use lunas_protocol::{ApiVersion, Format, Secret};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -71,6 +75,8 @@ pub struct TestGateway {
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub extra: String,
+    /// `LUNAS__...` overrides applied on top of the configuration file.
+    pub env: Vec<(String, String)>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -81,13 +87,24 @@ impl TestGateway {
     }
 
     pub async fn start_with(extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self::start_in(dir, extra.to_owned()).await
+        Self::start_with_env(extra, &[]).await
     }
 
-    async fn start_in(dir: tempfile::TempDir, extra: String) -> Self {
+    /// Starts with `extra` appended to the configuration and `LUNAS__...` overrides (the way to
+    /// set `[server]` keys such as `body_limit`).
+    pub async fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::start_in(dir, extra.to_owned(), env).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, extra: String, env: Vec<(String, String)>) -> Self {
         let text = config_text(&dir.path().join("lunas.db"), &extra);
-        let config = Config::from_parts(Some(&text), &[], &|_| None).expect("test config is valid");
+        let config =
+            Config::from_parts(Some(&text), &env, &|_| None).expect("test config is valid");
         let gateway = Gateway::build(&config).await.expect("gateway builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -100,6 +117,7 @@ impl TestGateway {
             client: reqwest::Client::new(),
             dir,
             extra,
+            env,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -115,7 +133,8 @@ impl TestGateway {
         self.stop().await;
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         let extra = std::mem::take(&mut self.extra);
-        Self::start_in(dir, extra).await
+        let env = std::mem::take(&mut self.env);
+        Self::start_in(dir, extra, env).await
     }
 
     pub async fn stop(&mut self) {
@@ -186,6 +205,111 @@ impl TestGateway {
         let (_, body) = self.get("/api/v1/events?limit=1000").await;
         body["events"].as_array().cloned().unwrap_or_default()
     }
+
+    /// POSTs a callback and returns the whole response (status, headers, body).
+    pub async fn callback_response(
+        &self,
+        provider: &str,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url(&format!("/callbacks/{provider}")))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// POSTs a signed MCPayment callback.
+    pub async fn mcp(&self, tx: &VaTransaction) -> (u16, String) {
+        let (body, sig) = mcp_callback(tx);
+        self.callback("mcp", body, &[("mcp-signature", sig.as_str())])
+            .await
+    }
+
+    /// GETs with a query string (encoded properly) and the admin token.
+    pub async fn get_query(&self, path: &str, query: &[(&str, &str)]) -> (u16, Value) {
+        let encoded = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        let res = self
+            .client
+            .get(self.url(&format!("{path}?{encoded}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends `method path` with the given `Authorization` header (none when `None`).
+    pub async fn request_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        (status, headers, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Every transaction (as the list shows them) and every event: what "no state changed"
+    /// compares.
+    pub async fn snapshot(&self) -> (Vec<Value>, Vec<Value>) {
+        let (status, body) = self.get("/api/v1/transactions?limit=500").await;
+        assert_eq!(status, 200, "{body}");
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        (items, self.events().await)
+    }
+
+    /// The transaction as the list shows it (without the detail view's timeline and
+    /// deliveries), or `None` when unknown.
+    pub async fn record(&self, provider: &str, reference: &str) -> Option<Value> {
+        self.transaction(provider, reference).await.map(|mut t| {
+            let m = t.as_object_mut().unwrap();
+            m.remove("timeline");
+            m.remove("deliveries");
+            t
+        })
+    }
+
+    /// The verdicts of a transaction's observations, oldest first.
+    pub async fn verdicts(&self, provider: &str, reference: &str) -> Vec<String> {
+        let tx = self
+            .transaction(provider, reference)
+            .await
+            .unwrap_or_else(|| panic!("{provider}/{reference} is known"));
+        tx["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "observation")
+            .map(|e| e["verdict"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The event types in the feed, oldest first.
+    pub async fn event_types(&self) -> Vec<String> {
+        self.events()
+            .await
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect()
+    }
 }
 
 /// A correctly signed IAK-family prepaid callback.
@@ -232,4 +356,182 @@ pub fn mcp_callback(tx: &VaTransaction) -> (String, String) {
     let sig =
         mcp_credentials().callback_signature(&tx.transaction_id, &tx.external_id, &tx.order_id);
     (tx.encode(), sig)
+}
+
+/// Checks that an answer is `{"error": {"code", "message"}}` with this status and code, and
+/// returns the message.
+#[track_caller]
+pub fn assert_error(got: (u16, &str), status: u16, code: &str) -> String {
+    let (got_status, body) = got;
+    assert_eq!(got_status, status, "wanted {status} {code}, got: {body}");
+    let v: Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("the error body is not JSON ({e}): {body:?}"));
+    assert_eq!(v["error"]["code"], code, "{body}");
+    let message = v["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error.message is a string: {body}"));
+    assert!(!message.is_empty(), "{body}");
+    message.to_owned()
+}
+
+/// The protocol crate's fixture directory.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../lunas-protocol/tests/fixtures")
+}
+
+/// A seed fixture's text.
+pub fn fixture(rel: &str) -> String {
+    let path = fixtures_dir().join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// An IAK/IDSL callback fixture with its placeholder `sign` replaced by the right one for
+/// these credentials; every other byte is kept as the seed wrote it.
+pub fn resign_iak(text: &str, user: &str, key: &str) -> String {
+    let decoded = PrepaidCallback::parse(text.as_bytes()).expect("the fixture parses");
+    let cb = decoded.message;
+    let sign = lunas_protocol::sign::iak_sign(
+        user,
+        &Secret::new(key),
+        lunas_protocol::sign::IakSignInput::RefId(&cb.ref_id),
+    );
+    assert!(text.contains(&cb.sign));
+    text.replacen(&cb.sign, &sign, 1)
+}
+
+/// An MCPayment fixture as sent (its bytes unchanged) and the `mcp-signature` for it.
+pub fn mcp_fixture(rel: &str) -> (String, String) {
+    let text = fixture(rel);
+    let tx = VaTransaction::parse_callback(text.as_bytes()).expect("the fixture parses");
+    let sig =
+        mcp_credentials().callback_signature(&tx.transaction_id, &tx.external_id, &tx.order_id);
+    (text, sig)
+}
+
+/// A VA callback: `payments` are (reference_id, amount) of `payment_history`.
+pub fn va_callback(
+    external_id: &str,
+    status: TransactionStatus,
+    system: PaymentSystem,
+    total: i64,
+    payments: &[(&str, i64)],
+    multi_use: bool,
+) -> VaTransaction {
+    let mut tx = VaTransaction::new(
+        &format!("trx-{external_id}"),
+        external_id,
+        &format!("ORD-{external_id}"),
+        status,
+    );
+    tx.response_code = Some("00".into());
+    tx.currency = Some("IDR".into());
+    tx.payment_method = Some("BANK_TRANSFER".into());
+    tx.payment_channel = Some("BRI".into());
+    let paid: i64 = payments.iter().map(|(_, a)| a).sum();
+    tx.payment_details = Some(PaymentDetails {
+        payment_system: Some(system),
+        va_number: Some("8808123456789012".into()),
+        amount: Some(total),
+        total_amount: Some(total),
+        total_paid_amount: Some(paid),
+        is_multi_use: Some(multi_use),
+        ..PaymentDetails::default()
+    });
+    if !payments.is_empty() {
+        tx.payment_history = Some(
+            payments
+                .iter()
+                .enumerate()
+                .map(|(i, (r, a))| PaymentRecord {
+                    paid_amount: Some(*a),
+                    paid_time: Some(format!("2024-05-01T10:0{i}:00.000+07:00")),
+                    reference_id: Some((*r).to_owned()),
+                })
+                .collect(),
+        );
+    }
+    tx
+}
+
+/// A correctly signed IAK callback with its fields as a JSON object, to edit before sending.
+pub fn iak_json(reference: &str, status: PrepaidStatus) -> Value {
+    serde_json::from_str(&iak_body(reference, status, Format::Json, ApiVersion::V2)).unwrap()
+}
+
+/// Sends raw bytes to the gateway over one TCP connection and reads the answer: the way to
+/// send what an HTTP client would not (a chunked body of a chosen size). Returns the status
+/// and the body.
+pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before reading everything; what it said still counts.
+    let _ = stream.write_all(request).await;
+    let _ = stream.flush().await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+        if response_complete(&answer) {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {head:?}"));
+    (status, body.to_owned())
+}
+
+/// Whether `answer` holds a whole response with a `content-length` body.
+fn response_complete(answer: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(answer);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())
+                .flatten()
+        })
+        .is_some_and(|n| body.len() >= n)
+}
+
+/// A POST of `body` to `path` with its `Content-Length`. For bodies the server refuses before
+/// reading them: an HTTP client may report the broken upload instead of the answer.
+pub fn sized_post(path: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// A chunked POST of `body` to `path`, in chunks of `chunk` bytes, with no `Content-Length`.
+pub fn chunked_post(path: &str, body: &[u8], chunk: usize) -> Vec<u8> {
+    let mut out = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for piece in body.chunks(chunk.max(1)) {
+        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
 }
