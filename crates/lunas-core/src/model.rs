@@ -186,6 +186,9 @@ pub struct Detail {
     pub activation_code: Option<String>,
     pub balance_after: Option<i64>,
     pub total_paid: Option<i64>,
+    /// VA: whether the account takes several payments (and may expire after being paid).
+    #[serde(default)]
+    pub multi_use: Option<bool>,
 }
 
 /// Where an observation came from.

@@ -214,7 +214,15 @@ fn create(provider_id: &str, fact: &Fact, now: OffsetDateTime) -> Decision {
             rec.state = target;
             V::Created
         }
-        None => V::Unrecognized,
+        // A message that states nothing lunas can apply creates nothing.
+        None => {
+            return Decision {
+                verdict: V::Unrecognized,
+                record: rec,
+                changed: false,
+                events,
+            }
+        }
     };
     for p in &rec.payments {
         events.push(NewEvent::about(
@@ -342,9 +350,14 @@ fn decide_va(current: &TxRecord, fact: &Fact, target: State, now: OffsetDateTime
     if !moves && new_payments.is_empty() {
         if rec == *current {
             let terminal = |s: State| va_rank(s).is_none();
+            // A single-use VA that was paid cannot also expire or be canceled: that is a
+            // different final outcome. A multi-use VA may well expire after payments.
+            let paid_then_closed = current.state == State::Paid
+                && matches!(target, State::Expired | State::Canceled)
+                && fact.detail.multi_use != Some(true);
             return if current.state == target {
                 unchanged(current, V::Duplicate)
-            } else if terminal(current.state) && terminal(target) {
+            } else if (terminal(current.state) && terminal(target)) || paid_then_closed {
                 conflict(current, fact, target, now)
             } else {
                 unchanged(current, V::Stale)

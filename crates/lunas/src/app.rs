@@ -105,10 +105,18 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let stop = Arc::new(Notify::new());
+        let stop_checks = Arc::new(Notify::new());
         let worker = tokio::spawn(
             Arc::clone(&self.deliverer).run(Arc::clone(&self.state.wake), Arc::clone(&stop)),
         );
+        let checker = tokio::spawn(
+            Arc::clone(&self.state.reconciler)
+                .run(Arc::clone(&self.state.check_wake), Arc::clone(&stop_checks)),
+        );
         let served = self.serve_http(listener, shutdown).await;
+        // Checks first (their results may make events), then deliveries.
+        stop_checks.notify_one();
+        let _ = checker.await;
         stop.notify_one();
         let _ = worker.await;
         served

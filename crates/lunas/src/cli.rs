@@ -34,6 +34,10 @@ pub enum Command {
     /// the configuration: provider APIs, callbacks, /sandbox/report, /sandbox/va/pay,
     /// /sandbox/log, fault knobs. See the README, "The sandbox".
     Sandbox,
+    /// Everything on one machine: the gateway (embedded SQLite), the sandbox (IAK in production
+    /// mode, IDSL in development mode, MCPayment), a demo merchant that verifies the events it
+    /// receives, and a stream of realistic traffic. Stops cleanly on Ctrl-C.
+    Demo(DemoArgs),
     /// Create or upgrade the database schema named by storage.url, then exit.
     Migrate,
     /// Inspect transactions in the store.
@@ -78,6 +82,22 @@ pub struct Redeliver {
     /// With --dead: only this endpoint (its id, or its URL when it has none).
     #[arg(long, requires = "dead")]
     pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the gateway listens (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Where the sandbox listens.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub sandbox_listen: std::net::SocketAddr,
+    /// Where the demo database lives (created if missing; replaced at each start).
+    #[arg(long, default_value = "lunas-demo")]
+    pub dir: PathBuf,
+    /// Milliseconds between two steps of traffic.
+    #[arg(long, default_value_t = 1500)]
+    pub pace_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +225,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Sign(cmd) => sign(cmd),
         Command::Serve => runtime()?.block_on(serve(cli.config)),
         Command::Sandbox => runtime()?.block_on(sandbox(cli.config)),
+        Command::Demo(a) => runtime()?.block_on(demo(a)),
         Command::Migrate => runtime()?.block_on(migrate(cli.config)),
         Command::Tx(cmd) => runtime()?.block_on(tx(cli.config, cmd)),
         Command::Events(EventsCommand::Redeliver(a)) => {
@@ -271,6 +292,41 @@ async fn sandbox(path: Option<PathBuf>) -> Result<ExitCode, String> {
         .serve(listener, app::shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(a: DemoArgs) -> Result<ExitCode, String> {
+    logging::init();
+    let db = a.dir.join("lunas-demo.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let running = crate::demo::start(crate::demo::DemoOptions {
+        gateway: a.listen,
+        sandbox: a.sandbox_listen,
+        dir: a.dir,
+        pace: std::time::Duration::from_millis(a.pace_ms),
+        steps: None,
+    })
+    .await?;
+    println!(
+        "\nlunas demo is running (Ctrl-C to stop)\n\n  \
+         gateway      http://{gw}\n  \
+         admin token  {token}\n  \
+         sandbox      http://{sb}   (GET /sandbox/log shows what the providers did)\n  \
+         merchant     http://{rx}/hooks/lunas   (verifies every event; see the log lines)\n  \
+         database     {db}\n\n  \
+         try:  curl -s -H 'Authorization: Bearer {token}' http://{gw}/api/v1/transactions\n        \
+         curl -s -H 'Authorization: Bearer {token}' 'http://{gw}/api/v1/transactions?needs_review=true'\n",
+        gw = running.gateway,
+        sb = running.sandbox,
+        rx = running.receiver,
+        token = running.admin_token,
+        db = running.database.display(),
+    );
+    app::shutdown_signal().await;
+    running.stop().await;
+    println!("lunas demo stopped");
     Ok(ExitCode::SUCCESS)
 }
 

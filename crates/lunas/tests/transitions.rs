@@ -345,7 +345,7 @@ async fn a_paid_va_reported_expired_keeps_its_money_and_emits_no_expiry() {
 }
 
 #[tokio::test]
-#[ignore = "bug: EXPIRED after PAID on a single-use VA is recorded as stale, not as a conflict (product.md §3)"]
+
 async fn a_single_use_va_reported_expired_after_paid_is_a_conflict() {
     // paid and expired are both final; a different final state after a final one is a
     // conflict: state kept, needs_review set, one transaction.conflict event.

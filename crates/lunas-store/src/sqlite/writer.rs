@@ -323,19 +323,23 @@ fn commit_decision(
     at: i64,
     when: When,
     count_attempt: bool,
-) -> rusqlite::Result<(ObservationVerdict, TxRecord, Vec<Event>)> {
+) -> rusqlite::Result<(ObservationVerdict, Option<TxRecord>, Vec<Event>)> {
     let record = if decision.changed {
         save_tx(c, &decision.record)?
     } else {
         decision.record
     };
+    if record.id == 0 {
+        // Nothing was created (a message about an unknown ref that states nothing usable).
+        return Ok((decision.verdict, None, Vec::new()));
+    }
     let record = schedule(c, record, when, at, count_attempt)?;
     let events = decision
         .events
         .iter()
         .map(|e| insert_event(c, record.id, at, e))
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((decision.verdict, record, events))
+    Ok((decision.verdict, Some(record), events))
 }
 
 fn insert_observation(
@@ -427,7 +431,7 @@ fn ingest(c: &Connection, ingest: &Ingest) -> rusqlite::Result<Ingested> {
                 When::Keep(ingest.check_after)
             };
             let (verdict, record, events) = commit_decision(c, decision, at, when, false)?;
-            (verdict, Some(record), events, None)
+            (verdict, record, events, None)
         }
     };
     let observation_id = insert_observation(c, obs, verdict, record.as_ref(), linked)?;
@@ -511,7 +515,7 @@ fn record_check(c: &Connection, check: &CheckRecord) -> rusqlite::Result<Ingeste
         ))?
         .query_row([check.transaction_id], tx_from_row)?;
     let next = check.next_check_at.map(to_millis);
-    let (mut verdict, mut record, mut events) = match &check.fact {
+    let (verdict, record, mut events) = match &check.fact {
         Some(fact) => {
             let decision = decide(
                 Some(&current),
@@ -542,14 +546,13 @@ fn record_check(c: &Connection, check: &CheckRecord) -> rusqlite::Result<Ingeste
             )
         }
     };
+    // The transaction exists, so the decision always has a record.
+    let mut record = record.unwrap_or(current);
     if check.give_up && wants_check(&record) {
         let decision = give_up(&record, obs.received_at);
         let (_, r, more) = commit_decision(c, decision, at, When::At(None), false)?;
-        record = r;
+        record = r.unwrap_or(record);
         events.extend(more);
-        if verdict == ObservationVerdict::Duplicate {
-            verdict = ObservationVerdict::CheckFailed;
-        }
     }
     let observation_id = insert_observation(c, obs, verdict, Some(&record), None)?;
     count_for_provider(

@@ -23,8 +23,9 @@ pub async fn require_admin(State(app): State<AppState>, request: Request, next: 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let expected = app.admin_token.expose().as_bytes();
     match given {
         Some(token)
@@ -270,6 +271,12 @@ pub async fn register_transaction(
             .map_err(|e| ApiError::bad_request("invalid_field", format!("amount: {e}")))?,
         ),
     };
+    if amount.is_some_and(|a| a < 0) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "amount: must be zero or more whole rupiah",
+        ));
+    }
     let provider_transaction_id = text("provider_transaction_id")?;
     let order_id = text("order_id")?;
     if kind == TxKind::Va && (order_id.is_none() || provider_transaction_id.is_none()) {

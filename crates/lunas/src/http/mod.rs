@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::READYZ, get(readyz))
         .merge(admin)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -129,6 +130,14 @@ async fn readyz(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     app.store.ping().await?;
     Ok(Json(json!({"status": "ready"})))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not served on {}", uri.path()),
+    )
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -17,6 +17,8 @@ pub fn verify_callback(provider: &ProviderConfig, body: &[u8]) -> Result<Verifie
     // the sign can be checked; nothing acts on its content until the check passes.
     let decoded = PrepaidCallback::parse(body).map_err(|e| Refusal::malformed(&e))?;
     let cb = decoded.message;
+    super::check_ref("ref_id", &cb.ref_id)?;
+    super::check_amount("price", Some(cb.price))?;
     if !cb.verify(username, api_key) {
         return Err(Refusal::bad_signature(
             cb.ref_id,
@@ -40,6 +42,7 @@ pub fn verify_callback(provider: &ProviderConfig, body: &[u8]) -> Result<Verifie
             activation_code: cb.activation_code,
             balance_after: Some(cb.balance),
             total_paid: None,
+            multi_use: None,
         },
         payments: Vec::new(),
     };

@@ -3,7 +3,7 @@
 
 use axum::http::HeaderMap;
 use lunas_core::{Detail, Fact, VaPayment};
-use lunas_protocol::mcp::{VaTransaction, HEADER_SIGNATURE};
+use lunas_protocol::mcp::{TransactionStatus, VaTransaction, HEADER_SIGNATURE};
 use lunas_protocol::state::va_state;
 use lunas_protocol::{ack, TxKind};
 
@@ -19,6 +19,29 @@ pub fn verify_callback(
         unreachable!("an MCP provider always has MCP credentials")
     };
     let tx = VaTransaction::parse_callback(body).map_err(|e| Refusal::malformed(&e))?;
+    super::check_ref("external_id", &tx.external_id)?;
+    super::check_ref("transaction_id", &tx.transaction_id)?;
+    if let TransactionStatus::Other(value) = &tx.transaction_status {
+        // The protocol layer keeps unknown values; a callback must state an outcome lunas knows.
+        return Err(Refusal::malformed(
+            &lunas_protocol::ProtocolError::UnknownValue {
+                field: "transaction_status".into(),
+                value: value.clone(),
+            },
+        ));
+    }
+    if let Some(d) = &tx.payment_details {
+        for (field, value) in [
+            ("payment_details.amount", d.amount),
+            ("payment_details.total_amount", d.total_amount),
+            ("payment_details.total_paid_amount", d.total_paid_amount),
+        ] {
+            super::check_amount(field, value)?;
+        }
+    }
+    for p in tx.payment_history.iter().flatten() {
+        super::check_amount("payment_history.paid_amount", p.paid_amount)?;
+    }
     let Some(signature) = headers.get(HEADER_SIGNATURE).and_then(|v| v.to_str().ok()) else {
         return Err(Refusal::bad_signature(
             tx.external_id,
@@ -89,6 +112,7 @@ pub fn fact_of(tx: &VaTransaction) -> Fact {
             activation_code: None,
             balance_after: None,
             total_paid: details.and_then(|d| d.total_paid_amount),
+            multi_use: details.and_then(|d| d.is_multi_use),
         },
         payments,
     }

@@ -61,7 +61,38 @@ impl Refusal {
             message: e.to_string(),
         }
     }
+}
 
+/// The longest ref lunas accepts (as registration does).
+pub const MAX_REF_LEN: usize = 128;
+
+/// Checks what the protocol parsers leave to the gateway: a usable ref, and no negative money.
+fn check_ref(field: &str, value: &str) -> Result<(), Refusal> {
+    if value.trim().is_empty() {
+        return Err(Refusal::malformed(&ProtocolError::MissingField(
+            field.to_owned(),
+        )));
+    }
+    if value.len() > MAX_REF_LEN {
+        return Err(Refusal::malformed(&ProtocolError::InvalidField {
+            field: field.to_owned(),
+            reason: format!("longer than {MAX_REF_LEN} characters"),
+        }));
+    }
+    Ok(())
+}
+
+fn check_amount(field: &str, value: Option<i64>) -> Result<(), Refusal> {
+    match value {
+        Some(v) if v < 0 => Err(Refusal::malformed(&ProtocolError::InvalidField {
+            field: field.to_owned(),
+            reason: format!("{v} is negative; amounts are whole rupiah, zero or more"),
+        })),
+        _ => Ok(()),
+    }
+}
+
+impl Refusal {
     fn bad_signature(reference: String, message: impl Into<String>) -> Self {
         Refusal {
             verdict: ObservationVerdict::BadSignature,
