@@ -364,7 +364,7 @@ async fn a_conflicting_second_callback_is_flagged_and_the_provider_keeps_the_fir
     );
     // A check (forced) agrees with the first outcome and changes nothing.
     let (status, body) = w
-        .post_admin(&format!("/api/v1/transactions/iak/conf-1/check"))
+        .post_admin("/api/v1/transactions/iak/conf-1/check")
         .await;
     assert_eq!(status, 200);
     assert_eq!(
