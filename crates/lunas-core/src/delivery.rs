@@ -69,7 +69,8 @@ pub struct Delivery {
     pub event_seq: i64,
     pub event_id: String,
     pub event_type: String,
-    pub transaction_id: i64,
+    /// `None` for provider-level events.
+    pub transaction_id: Option<i64>,
     pub endpoint: String,
     pub state: DeliveryState,
     /// Attempts in the current schedule (reset by a redelivery).

@@ -334,10 +334,12 @@ pub enum EventType {
     VaExpired,
     VaCanceled,
     VaRefunded,
+    /// A provider account's deposit fell below its `low_balance` threshold.
+    ProviderBalanceLow,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::TransactionPending,
         EventType::TransactionSucceeded,
         EventType::TransactionFailed,
@@ -349,6 +351,7 @@ impl EventType {
         EventType::VaExpired,
         EventType::VaCanceled,
         EventType::VaRefunded,
+        EventType::ProviderBalanceLow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -364,6 +367,7 @@ impl EventType {
             EventType::VaExpired => "va.expired",
             EventType::VaCanceled => "va.canceled",
             EventType::VaRefunded => "va.refunded",
+            EventType::ProviderBalanceLow => "provider.balance_low",
         }
     }
 
@@ -415,7 +419,8 @@ pub struct Event {
     /// The stable id (`evt_...`), used as `webhook-id`.
     pub id: String,
     pub event_type: EventType,
-    pub transaction_id: i64,
+    /// `None` for provider-level events (`provider.balance_low`).
+    pub transaction_id: Option<i64>,
     pub created_at: OffsetDateTime,
     pub data: Value,
 }

@@ -58,6 +58,15 @@ pub trait Store: Send + Sync + 'static {
     /// Health counters per provider account that has been heard from.
     async fn provider_health(&self) -> Result<Vec<ProviderHealth>, StoreError>;
 
+    /// Reported deposit balances of one provider account since `since`, oldest first, at most
+    /// `limit` (the newest when there are more).
+    async fn balance_history(
+        &self,
+        provider_id: &str,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<BalanceSample>, StoreError>;
+
     /// Whether the store can serve reads and writes now.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -37,6 +37,9 @@ pub struct Ingest {
     /// When the transaction still awaits its outcome and has no check scheduled, ask the
     /// provider this long from now (`None`: schedule nothing).
     pub check_after: Option<Duration>,
+    /// The account's low-balance threshold: a reported balance crossing below it emits
+    /// `provider.balance_low`.
+    pub low_balance: Option<i64>,
 }
 
 impl Ingest {
@@ -47,6 +50,7 @@ impl Ingest {
             fact: Some(fact),
             trust: Trust::Authoritative,
             check_after: None,
+            low_balance: None,
         }
     }
 
@@ -57,6 +61,7 @@ impl Ingest {
             fact: None,
             trust: Trust::Authoritative,
             check_after: None,
+            low_balance: None,
         }
     }
 }
@@ -73,6 +78,15 @@ pub struct CheckRecord {
     pub next_check_at: Option<OffsetDateTime>,
     /// The provider's window has passed: flag for review and stop asking.
     pub give_up: bool,
+    /// The account's low-balance threshold (see [`Ingest::low_balance`]).
+    pub low_balance: Option<i64>,
+}
+
+/// One reported deposit balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalanceSample {
+    pub at: OffsetDateTime,
+    pub balance: i64,
 }
 
 /// What an ingest did.

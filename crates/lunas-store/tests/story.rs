@@ -248,3 +248,41 @@ async fn a_locked_database_is_reported_unavailable_and_nothing_is_acknowledged()
         .unwrap();
     assert_eq!(ok.verdict, V::Created);
 }
+
+#[tokio::test]
+async fn balances_are_kept_and_a_fall_below_the_threshold_is_announced_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    for (i, balance) in [900_000, 900_000, 400_000, 300_000, 700_000, 200_000]
+        .iter()
+        .enumerate()
+    {
+        let mut ingest = Ingest::accepted(
+            observation("iak", &format!("b{i}"), "{}"),
+            fact(&format!("b{i}"), State::Succeeded, Some(*balance)),
+        );
+        ingest.low_balance = Some(500_000);
+        store.ingest(ingest).await.unwrap();
+    }
+    let history = store
+        .balance_history("iak", OffsetDateTime::UNIX_EPOCH, 100)
+        .await
+        .unwrap();
+    let balances: Vec<i64> = history.iter().map(|s| s.balance).collect();
+    assert_eq!(
+        balances,
+        [900_000, 400_000, 300_000, 700_000, 200_000],
+        "repeats are not kept"
+    );
+    let low: Vec<_> = store
+        .events_after(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type.as_str() == "provider.balance_low")
+        .collect();
+    assert_eq!(low.len(), 2, "once per fall below the threshold");
+    assert_eq!(low[0].data["balance"], 400_000);
+    assert_eq!(low[0].transaction_id, None);
+    assert_eq!(low[1].data["balance"], 200_000);
+}

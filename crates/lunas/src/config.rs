@@ -92,6 +92,9 @@ struct RawProvider {
     callback_ips: Vec<String>,
     #[serde(default)]
     reconcile: RawReconcile,
+    /// Below this deposit balance (rupiah), emit `provider.balance_low`.
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    low_balance: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -213,6 +216,8 @@ pub struct ProviderConfig {
     /// Empty: callbacks accepted from any address.
     pub callback_ips: Vec<IpNet>,
     pub reconcile: ReconcileConfig,
+    /// Below this deposit balance (rupiah) the account emits `provider.balance_low`.
+    pub low_balance: Option<i64>,
 }
 
 /// When and how often the reconciler asks a provider about open transactions.
@@ -844,6 +849,7 @@ fn validate_provider(
         confirm_callbacks: p.confirm_callbacks.unwrap_or(false),
         callback_ips,
         reconcile,
+        low_balance: p.low_balance.map(|v| v.min(i64::MAX as u64) as i64),
     })
 }
 

@@ -300,6 +300,7 @@ async fn check_one(
             fact,
             next_check_at: Some(now + r.wait_after(attempts)),
             give_up,
+            low_balance: config.low_balance,
         })
         .await?;
     if let Some(rec) = &done.record {

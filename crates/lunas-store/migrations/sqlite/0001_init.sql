@@ -44,11 +44,12 @@ CREATE TABLE observations (
 );
 CREATE INDEX observations_transaction ON observations (transaction_id, id);
 
--- Events: the transactional outbox. seq is the feed cursor.
+-- Events: the transactional outbox. seq is the feed cursor. Provider-level events (a low
+-- deposit balance) have no transaction.
 CREATE TABLE events (
     seq            INTEGER PRIMARY KEY,
     id             TEXT    NOT NULL UNIQUE,
-    transaction_id INTEGER NOT NULL REFERENCES transactions (id),
+    transaction_id INTEGER REFERENCES transactions (id),
     type           TEXT    NOT NULL,
     created_at     INTEGER NOT NULL,
     data           TEXT    NOT NULL

@@ -2,7 +2,7 @@
 CREATE TABLE deliveries (
     id              INTEGER PRIMARY KEY,
     event_seq       INTEGER NOT NULL REFERENCES events (seq),
-    transaction_id  INTEGER NOT NULL REFERENCES transactions (id),
+    transaction_id  INTEGER REFERENCES transactions (id),   -- NULL for provider-level events
     endpoint        TEXT    NOT NULL,
     state           TEXT    NOT NULL,           -- pending | delivered | dead
     attempts        INTEGER NOT NULL DEFAULT 0, -- attempts in the current schedule

@@ -31,7 +31,7 @@ pub(crate) fn fan_out(
             .query_row([&e.id], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
-        let rows: Vec<(i64, String, i64)> = c
+        let rows: Vec<(i64, String, Option<i64>)> = c
             .prepare_cached(
                 "SELECT seq, type, transaction_id FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?
@@ -141,7 +141,7 @@ fn requeue_event(
     endpoints: &[EndpointFilter],
     now: i64,
 ) -> rusqlite::Result<usize> {
-    let (event_type, tx): (String, i64) = c
+    let (event_type, tx): (String, Option<i64>) = c
         .prepare_cached("SELECT type, transaction_id FROM events WHERE seq = ?1")?
         .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let mut n = 0;

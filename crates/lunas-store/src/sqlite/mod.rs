@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_deliveries.sql"),
     include_str!("../../migrations/sqlite/0003_reconcile.sql"),
+    include_str!("../../migrations/sqlite/0004_balances.sql"),
 ];
 
 const READERS: usize = 4;
@@ -475,6 +476,36 @@ impl Store for SqliteStore {
                 })
             })?
             .collect()
+        })
+        .await
+    }
+
+    async fn balance_history(
+        &self,
+        provider_id: &str,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<BalanceSample>, StoreError> {
+        let (p, since, limit) = (
+            provider_id.to_owned(),
+            to_millis(since),
+            limit.clamp(1, 10_000) as i64,
+        );
+        self.read(move |c| {
+            let mut samples = c
+                .prepare_cached(
+                    "SELECT at, balance FROM balance_samples WHERE provider_id = ?1 AND at >= ?2 \
+                     ORDER BY at DESC, id DESC LIMIT ?3",
+                )?
+                .query_map(params![p, since, limit], |r| {
+                    Ok(BalanceSample {
+                        at: lunas_core::from_millis(r.get(0)?),
+                        balance: r.get(1)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            samples.reverse();
+            Ok(samples)
         })
         .await
     }

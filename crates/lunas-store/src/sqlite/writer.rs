@@ -302,7 +302,12 @@ enum When {
     At(Option<i64>),
 }
 
-fn insert_event(c: &Connection, tx_id: i64, at: i64, e: &NewEvent) -> rusqlite::Result<Event> {
+fn insert_event(
+    c: &Connection,
+    tx_id: Option<i64>,
+    at: i64,
+    e: &NewEvent,
+) -> rusqlite::Result<Event> {
     let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
     c.prepare_cached("INSERT INTO events (id, transaction_id, type, created_at, data) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![id, tx_id, e.event_type.as_str(), at, e.data.to_string()])?;
@@ -337,7 +342,7 @@ fn commit_decision(
     let events = decision
         .events
         .iter()
-        .map(|e| insert_event(c, record.id, at, e))
+        .map(|e| insert_event(c, Some(record.id), at, e))
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((decision.verdict, Some(record), events))
 }
@@ -367,6 +372,47 @@ fn insert_observation(
         obs.detail,
     ])?;
     Ok(c.last_insert_rowid())
+}
+
+/// Keeps the balance history, and says `provider.balance_low` when a reported balance crosses
+/// below the account's threshold. Runs before the counters are updated, so the previous
+/// balance is still the one stored.
+fn sample_balance(
+    c: &Connection,
+    provider_id: &str,
+    at: i64,
+    balance: Option<i64>,
+    low_balance: Option<i64>,
+) -> rusqlite::Result<Vec<Event>> {
+    let Some(balance) = balance else {
+        return Ok(Vec::new());
+    };
+    let previous: Option<i64> = c
+        .prepare_cached("SELECT last_balance FROM provider_stats WHERE provider_id = ?1")?
+        .query_row([provider_id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    if previous != Some(balance) {
+        c.prepare_cached(
+            "INSERT INTO balance_samples (provider_id, at, balance) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![provider_id, at, balance])?;
+    }
+    match low_balance {
+        Some(threshold) if balance < threshold && previous.is_none_or(|p| p >= threshold) => {
+            let event = NewEvent {
+                event_type: lunas_core::EventType::ProviderBalanceLow,
+                data: serde_json::json!({
+                    "provider_id": provider_id,
+                    "balance": balance,
+                    "threshold": threshold,
+                    "at": lunas_core::rfc3339(lunas_core::from_millis(at)),
+                }),
+            };
+            Ok(vec![insert_event(c, None, at, &event)?])
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// Keeps the provider health counters current.
@@ -435,12 +481,16 @@ fn ingest(c: &Connection, ingest: &Ingest) -> rusqlite::Result<Ingested> {
         }
     };
     let observation_id = insert_observation(c, obs, verdict, record.as_ref(), linked)?;
-    count_for_provider(
+    let balance = ingest.fact.as_ref().and_then(|f| f.detail.balance_after);
+    let mut events = events;
+    events.extend(sample_balance(
         c,
-        obs,
-        verdict,
-        ingest.fact.as_ref().and_then(|f| f.detail.balance_after),
-    )?;
+        &obs.provider_id,
+        at,
+        balance,
+        ingest.low_balance,
+    )?);
+    count_for_provider(c, obs, verdict, balance)?;
     Ok(Ingested {
         verdict,
         observation_id,
@@ -555,12 +605,15 @@ fn record_check(c: &Connection, check: &CheckRecord) -> rusqlite::Result<Ingeste
         events.extend(more);
     }
     let observation_id = insert_observation(c, obs, verdict, Some(&record), None)?;
-    count_for_provider(
+    let balance = check.fact.as_ref().and_then(|f| f.detail.balance_after);
+    events.extend(sample_balance(
         c,
-        obs,
-        verdict,
-        check.fact.as_ref().and_then(|f| f.detail.balance_after),
-    )?;
+        &obs.provider_id,
+        at,
+        balance,
+        check.low_balance,
+    )?);
+    count_for_provider(c, obs, verdict, balance)?;
     Ok(Ingested {
         verdict,
         observation_id,

@@ -561,3 +561,42 @@ pub async fn check_transaction(
         json!({"verdict": done.verdict.as_str(), "observation_id": done.observation_id});
     Ok(Json(body))
 }
+
+#[derive(Debug, Default, Deserialize)]
+pub struct BalanceParams {
+    since: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/v1/providers/{provider_id}/balance`: the deposit balances the provider reported.
+pub async fn balance_history(
+    State(app): State<AppState>,
+    Path(provider_id): Path<String>,
+    Query(p): Query<BalanceParams>,
+) -> Result<Json<Value>, ApiError> {
+    if !app.providers.contains_key(&provider_id) {
+        return Err(ApiError::not_found(
+            "unknown_provider",
+            format!("no provider account {provider_id:?} is configured"),
+        ));
+    }
+    let since = time_param("since", &p.since)?
+        .unwrap_or(OffsetDateTime::now_utc() - time::Duration::days(7));
+    let limit = int_param("limit", &p.limit)?.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit: must be between 1 and 10000",
+        ));
+    }
+    let samples = app
+        .store
+        .balance_history(&provider_id, since, limit as usize)
+        .await?;
+    let threshold = app.providers[&provider_id].low_balance;
+    Ok(Json(json!({
+        "provider_id": provider_id,
+        "low_balance": threshold,
+        "items": samples.iter().map(|s| json!({"at": rfc3339(s.at), "balance": s.balance})).collect::<Vec<_>>(),
+    })))
+}

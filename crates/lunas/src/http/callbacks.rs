@@ -133,6 +133,7 @@ pub async fn receive(
                 Trust::Authoritative
             },
             check_after: Some(provider.reconcile.first_check_after),
+            low_balance: provider.low_balance,
         })
         .await
     {

@@ -11,6 +11,7 @@ pub const TRANSACTION: &str = "/api/v1/transactions/{provider_id}/{ref}";
 pub const EVENTS: &str = "/api/v1/events";
 pub const PROVIDERS: &str = "/api/v1/providers";
 pub const TRANSACTION_CHECK: &str = "/api/v1/transactions/{provider_id}/{ref}/check";
+pub const PROVIDER_BALANCE: &str = "/api/v1/providers/{provider_id}/balance";
 pub const EVENT_REDELIVER: &str = "/api/v1/events/{id}/redeliver";
 pub const TRANSACTION_REDELIVER: &str = "/api/v1/transactions/{provider_id}/{ref}/redeliver";
 pub const DELIVERIES: &str = "/api/v1/deliveries";
@@ -29,6 +30,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", EVENTS),
     ("get", PROVIDERS),
     ("post", TRANSACTION_CHECK),
+    ("get", PROVIDER_BALANCE),
     ("post", EVENT_REDELIVER),
     ("post", TRANSACTION_REDELIVER),
     ("get", DELIVERIES),
@@ -196,6 +198,12 @@ pub fn spec() -> Value {
                 "summary": "Provider accounts and their health",
                 "security": bearer,
                 "responses": {"200": {"description": "Accounts"}, "401": error_response("Missing or wrong admin token")}
+            }},
+            PROVIDER_BALANCE: {"get": {
+                "summary": "The deposit balances a provider account reported, oldest first",
+                "security": bearer,
+                "parameters": [path("provider_id"), query("since", "RFC 3339; default 7 days ago"), query("limit", "1..10000, default 1000")],
+                "responses": {"200": {"description": "{\"provider_id\", \"low_balance\", \"items\": [{\"at\", \"balance\"}]}"}, "401": error_response("Missing or wrong admin token"), "404": error_response("Unknown provider account")}
             }},
             TRANSACTION_CHECK: {"post": {
                 "summary": "Ask the provider's check-status API about one transaction now, and apply the answer",
