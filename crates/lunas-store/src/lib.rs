@@ -67,6 +67,9 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<BalanceSample>, StoreError>;
 
+    /// Sizes of the work queues at `now`.
+    async fn queue_stats(&self, now: OffsetDateTime) -> Result<QueueStats, StoreError>;
+
     /// Whether the store can serve reads and writes now.
     async fn ping(&self) -> Result<(), StoreError>;
 

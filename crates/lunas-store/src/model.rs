@@ -229,3 +229,16 @@ pub struct EndpointStats {
     /// Attempts answered 410 Gone: surfaced, never acted on silently.
     pub gone: i64,
 }
+
+/// Sizes of the work queues, for `/metrics` and the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Transactions with an outcome still to learn (a check scheduled).
+    pub open_transactions: i64,
+    /// Of those, the ones whose check is due now.
+    pub due_checks: i64,
+    /// When the oldest open transaction was created.
+    pub oldest_open_at: Option<OffsetDateTime>,
+    pub pending_deliveries: i64,
+    pub dead_deliveries: i64,
+}

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::delivery::Deliverer;
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
 
 /// Why the gateway could not start.
@@ -56,16 +57,20 @@ impl Gateway {
             .iter()
             .map(|p| (p.id.clone(), p.clone()))
             .collect();
+        let metrics = Arc::new(Metrics::new());
         let deliverer = Deliverer::new(
             Arc::clone(&store),
             &config.endpoints,
             config.delivery.clone(),
         )
-        .map_err(StartError::Config)?;
+        .map_err(StartError::Config)?
+        .with_metrics(Arc::clone(&metrics));
         deliverer.init().await?;
         let deliverer = Arc::new(deliverer);
         let reconciler = Arc::new(
-            Reconciler::new(Arc::clone(&store), &config.providers).map_err(StartError::Config)?,
+            Reconciler::new(Arc::clone(&store), &config.providers)
+                .map_err(StartError::Config)?
+                .with_metrics(Arc::clone(&metrics)),
         );
         Ok(Gateway {
             state: AppState {
@@ -76,6 +81,7 @@ impl Gateway {
                 wake: Arc::new(Notify::new()),
                 check_wake: Arc::new(Notify::new()),
                 reconciler,
+                metrics,
                 endpoints: Arc::new(config.endpoints.clone()),
                 filters: Arc::new(deliverer.filters().to_vec()),
             },

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::{DeliveryConfig, EndpointConfig};
+use crate::metrics::Metrics;
 
 /// How much of an endpoint's answer is kept with the attempt.
 const RESPONSE_SNIPPET: usize = 512;
@@ -49,6 +50,7 @@ pub struct Deliverer {
     client: reqwest::Client,
     config: DeliveryConfig,
     in_flight: Mutex<HashMap<String, usize>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Deliverer {
@@ -94,7 +96,14 @@ impl Deliverer {
             client,
             config,
             in_flight: Mutex::new(HashMap::new()),
+            metrics: Arc::default(),
         })
+    }
+
+    /// Counts attempts in `metrics` (the gateway's registry).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The endpoints' ids and filters, as the store needs them.
@@ -231,6 +240,13 @@ impl Deliverer {
             }
         }
         let delivered = result.next == AttemptNext::Delivered;
+        let outcome = match result.next {
+            AttemptNext::Delivered => "delivered",
+            AttemptNext::RetryAt(_) => "retry",
+            AttemptNext::Dead => "dead",
+        };
+        let latency = Duration::from_millis(result.attempt.latency_ms.max(0) as u64);
+        self.metrics.delivery(&job.endpoint, outcome, latency);
         self.store.record_attempt(result).await?;
         Ok(delivered)
     }

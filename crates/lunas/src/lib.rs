@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod demo;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod providers;
 pub mod reconcile;
 pub mod secrets;

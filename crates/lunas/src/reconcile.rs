@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::ProviderConfig;
+use crate::metrics::Metrics;
 use crate::providers::{self, CheckOutcome};
 
 /// How long a claimed check is leased: longer than any check can take.
@@ -101,6 +102,7 @@ pub struct Reconciler {
     /// The most checks claimed per provider per step.
     batch: usize,
     poll: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Reconciler {
@@ -130,7 +132,14 @@ impl Reconciler {
             checkers,
             batch: 64,
             poll: Duration::from_secs(1),
+            metrics: Arc::default(),
         })
+    }
+
+    /// Counts checks in `metrics` (the gateway's registry).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// One deterministic round at `now`: for each provider, claim the due transactions within
@@ -166,6 +175,10 @@ impl Reconciler {
             let done =
                 done.map_err(|e| StoreError::Unavailable(format!("check task failed: {e}")))??;
             report.checked += 1;
+            if let Some(rec) = &done.record {
+                self.metrics.check(&rec.provider_id, done.verdict.as_str());
+            }
+            self.metrics.events(&done.events);
             match done.verdict {
                 ObservationVerdict::CheckFailed => report.failed += 1,
                 ObservationVerdict::Applied
@@ -208,7 +221,10 @@ impl Reconciler {
         {
             return Err(CheckError::Busy);
         }
-        Ok(check_one(self.store.as_ref(), checker, tx, now).await?)
+        let done = check_one(self.store.as_ref(), checker, tx, now).await?;
+        self.metrics.check(provider_id, done.verdict.as_str());
+        self.metrics.events(&done.events);
+        Ok(done)
     }
 
     /// Runs until `stop` is notified, stepping when woken (a claim to confirm) or every poll

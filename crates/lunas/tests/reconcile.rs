@@ -363,9 +363,7 @@ async fn a_conflicting_second_callback_is_flagged_and_the_provider_keeps_the_fir
         ["transaction.succeeded", "transaction.conflict"]
     );
     // A check (forced) agrees with the first outcome and changes nothing.
-    let (status, body) = w
-        .post_admin("/api/v1/transactions/iak/conf-1/check")
-        .await;
+    let (status, body) = w.post_admin("/api/v1/transactions/iak/conf-1/check").await;
     assert_eq!(status, 200);
     assert_eq!(
         (body["state"].as_str(), body["check"]["verdict"].as_str()),

@@ -510,6 +510,33 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn queue_stats(&self, now: OffsetDateTime) -> Result<QueueStats, StoreError> {
+        let now = to_millis(now);
+        self.read(move |c| {
+            // Both counts use the partial index on next_check_at: cost follows the open work.
+            let (open, due, oldest): (i64, i64, Option<i64>) = c.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(next_check_at <= ?1), 0), MIN(created_at) \
+                 FROM transactions WHERE next_check_at IS NOT NULL",
+                [now],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let (pending, dead): (i64, i64) = c.query_row(
+                "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending'), \
+                        (SELECT COUNT(*) FROM deliveries WHERE state = 'dead')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(QueueStats {
+                open_transactions: open,
+                due_checks: due,
+                oldest_open_at: oldest.map(lunas_core::from_millis),
+                pending_deliveries: pending,
+                dead_deliveries: dead,
+            })
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
             .await?;

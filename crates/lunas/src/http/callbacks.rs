@@ -66,12 +66,16 @@ pub async fn receive(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > app.body_limit) {
+        app.metrics
+            .callback(&provider_id, "too_large", started.elapsed());
         return too_large(app.body_limit);
     }
     let bytes = match Limited::new(body, app.body_limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return too_large(app.body_limit)
+            app.metrics
+                .callback(&provider_id, "too_large", started.elapsed());
+            return too_large(app.body_limit);
         }
         Err(e) => {
             return ApiError::bad_request(
@@ -103,6 +107,7 @@ pub async fn receive(
             &provider_id,
             observation(&bytes, REFUSED_BODY_CAP, Some(refusal.verdict), None, None),
             refusal,
+            started,
         )
         .await;
     }
@@ -117,7 +122,7 @@ pub async fn receive(
                 refusal.reference.clone(),
                 Some(refusal.message.clone()),
             );
-            return refuse(&app, &provider_id, obs, refusal).await;
+            return refuse(&app, &provider_id, obs, refusal, started).await;
         }
     };
     let reference = verified.fact.reference.clone();
@@ -138,6 +143,9 @@ pub async fn receive(
         .await
     {
         Ok(done) => {
+            app.metrics
+                .callback(&provider_id, done.verdict.as_str(), started.elapsed());
+            app.metrics.events(&done.events);
             if !done.events.is_empty() {
                 app.wake.notify_one();
             }
@@ -164,6 +172,8 @@ pub async fn receive(
                 .into_response()
         }
         Err(e) => {
+            app.metrics
+                .callback(&provider_id, "storage_unavailable", started.elapsed());
             tracing::warn!(provider = %provider_id, reference = %reference, error = %e, "callback not committed");
             ApiError::from(e).into_response()
         }
@@ -175,6 +185,7 @@ async fn refuse(
     provider_id: &str,
     obs: NewObservation,
     refusal: Refusal,
+    started: Instant,
 ) -> Response {
     tracing::warn!(
         provider = %provider_id,
@@ -186,6 +197,8 @@ async fn refuse(
     if let Err(e) = app.store.ingest(Ingest::refused(obs)).await {
         tracing::warn!(provider = %provider_id, error = %e, "refused callback could not be kept as evidence");
     }
+    app.metrics
+        .callback(provider_id, refusal.verdict.as_str(), started.elapsed());
     ApiError::new(refusal.status, refusal.code, refusal.message).into_response()
 }
 

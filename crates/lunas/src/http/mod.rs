@@ -29,6 +29,7 @@ pub struct AppState {
     /// Wakes the reconciler when a callback claim waits for confirmation.
     pub check_wake: Arc<tokio::sync::Notify>,
     pub reconciler: Arc<crate::reconcile::Reconciler>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub endpoints: Arc<Vec<crate::config::EndpointConfig>>,
     pub filters: Arc<Vec<lunas_store::EndpointFilter>>,
 }
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::OPENAPI, get(openapi::document))
         .route(openapi::HEALTHZ, get(healthz))
         .route(openapi::READYZ, get(readyz))
+        .route(openapi::METRICS, get(metrics))
         .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -131,6 +133,22 @@ async fn readyz(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     app.store.ping().await?;
     Ok(Json(json!({"status": "ready"})))
+}
+
+async fn metrics(
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    let now = time::OffsetDateTime::now_utc();
+    let stats = app.store.queue_stats(now).await?;
+    let body = app.metrics.render(&stats, now);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {

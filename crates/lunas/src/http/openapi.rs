@@ -20,6 +20,7 @@ pub const ENDPOINTS: &str = "/api/v1/endpoints";
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
 
 /// Every (method, path) the router serves.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -39,6 +40,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", OPENAPI),
     ("get", HEALTHZ),
     ("get", READYZ),
+    ("get", METRICS),
 ];
 
 pub async fn document() -> Json<Value> {
@@ -248,6 +250,7 @@ pub fn spec() -> Value {
             }},
             OPENAPI: {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             HEALTHZ: {"get": {"summary": "The process is up", "responses": {"200": {"description": "ok"}}}},
+            METRICS: {"get": {"summary": "Prometheus / OpenMetrics text: callbacks, checks, events, deliveries, queue depths", "responses": {"200": {"description": "OpenMetrics text"}, "503": error_response("Storage unavailable")}}},
             READYZ: {"get": {"summary": "The store answers", "responses": {"200": {"description": "ready"}, "503": error_response("Storage unavailable")}}}
         }
     })
