@@ -1,12 +1,14 @@
 //! # lunas-store
 //!
 //! The only place in lunas with SQL. [`Store`] is the small interface the gateway uses; each
-//! backend implements it with its own migrations. Today: [`sqlite::SqliteStore`], built around
-//! group commit — one writer thread takes whatever writes are queued, applies them in one
-//! transaction (each in its own savepoint) and commits with one fsync, then answers them all.
+//! backend implements it with its own migrations: [`sqlite::SqliteStore`] (one node) and
+//! [`postgres::PostgresStore`] (one node or several on one database). Both are built around
+//! group commit — one writer takes whatever writes are queued, applies them in one
+//! transaction (each in its own savepoint) and commits once, durably, then answers them all.
 //! Nothing is acknowledged before that commit.
 
 mod model;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -142,7 +144,7 @@ pub trait Store: Send + Sync + 'static {
     async fn endpoint_stats(&self) -> Result<Vec<EndpointStats>, StoreError>;
 }
 
-/// Opens the store a URL names (`sqlite://path`), running its migrations.
+/// Opens the store a URL names (`sqlite://PATH` or `postgres://...`), running its migrations.
 pub async fn open(
     url: &str,
     options: &StoreOptions,
@@ -152,11 +154,10 @@ pub async fn open(
         return Ok(std::sync::Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::Invalid(
-            "the PostgreSQL backend is not available in this build yet; use sqlite://PATH".into(),
-        ));
+        let store = postgres::PostgresStore::open(url, options).await?;
+        return Ok(std::sync::Arc::new(store));
     }
     Err(StoreError::Invalid(format!(
-        "unsupported storage URL {url:?}: expected sqlite://PATH"
+        "unsupported storage URL {url:?}: expected sqlite://PATH or postgres://..."
     )))
 }

@@ -1,13 +1,98 @@
-//! One story told to the store: what a gateway does to it, and what it must remember.
+//! One story told to the store: what a gateway does to it, and what it must remember. Every
+//! test runs against each available backend: SQLite always, PostgreSQL when
+//! `LUNAS_TEST_POSTGRES_URL` names a server (a fresh database per test, dropped afterwards).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use lunas_core::{Detail, Fact, NewObservation, ObservationVerdict as V, Source};
 use lunas_protocol::{State, TxKind};
 use lunas_store::sqlite::SqliteStore;
-use lunas_store::{Ingest, Registration, Store, StoreError, StoreOptions, TxQuery};
+use lunas_store::{
+    AttemptNext, AttemptRecord, EndpointFilter, Ingest, Registration, Store, StoreError,
+    StoreOptions, TxQuery,
+};
 use time::OffsetDateTime;
+
+/// A database of one backend, empty at first; dropped (PostgreSQL) when the test ends.
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres {
+        admin: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl Db {
+    fn label(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// Opens a store on this database (again: a restart, or another node).
+    async fn open_with(&self, options: &StoreOptions) -> Arc<dyn Store> {
+        match self {
+            Db::Sqlite(dir) => Arc::new(
+                SqliteStore::open(dir.path().join("lunas.db"), options)
+                    .await
+                    .unwrap(),
+            ),
+            Db::Postgres { url, .. } => lunas_store::open(url, options).await.unwrap(),
+        }
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        self.open_with(&StoreOptions::default()).await
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Db::Postgres { admin, name, .. } = self {
+            let (admin, db) = (admin.clone(), name.clone());
+            let dropped = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(lunas_store::postgres::drop_database(&admin, &db))
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("could not drop the test database {name}: {dropped:?}");
+            }
+        }
+    }
+}
+
+/// Every backend this run can test: SQLite, and PostgreSQL when `LUNAS_TEST_POSTGRES_URL` is
+/// set (otherwise that leg is skipped, and says so).
+async fn backends() -> Vec<Db> {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let mut all = vec![Db::Sqlite(tempfile::tempdir().unwrap())];
+    match std::env::var("LUNAS_TEST_POSTGRES_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            let name = format!(
+                "lunas_test_{}_{}_{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed),
+                OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000
+            );
+            let url = lunas_store::postgres::create_database(&admin, &name)
+                .await
+                .unwrap_or_else(|e| panic!("LUNAS_TEST_POSTGRES_URL={admin}: {e}"));
+            all.push(Db::Postgres { admin, name, url });
+        }
+        _ => eprintln!(
+            "SKIPPED the PostgreSQL leg: set LUNAS_TEST_POSTGRES_URL (e.g. postgres://root@127.0.0.1:5432/test) to run it"
+        ),
+    }
+    all
+}
 
 fn observation(provider: &str, reference: &str, body: &str) -> NewObservation {
     NewObservation {
@@ -38,17 +123,17 @@ fn fact(reference: &str, state: State, balance: Option<i64>) -> Fact {
     }
 }
 
-async fn open(dir: &tempfile::TempDir) -> SqliteStore {
-    SqliteStore::open(dir.path().join("lunas.db"), &StoreOptions::default())
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_callback_is_stored_with_its_evidence_and_events_and_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
+    for db in backends().await {
+        eprintln!("backend: {}", db.label());
+        a_callback_is_stored_with_its_evidence_and_events_and_survives_a_restart_on(&db).await;
+    }
+}
+
+async fn a_callback_is_stored_with_its_evidence_and_events_and_survives_a_restart_on(db: &Db) {
     {
-        let store = open(&dir).await;
+        let store = db.open().await;
         let out = store
             .ingest(Ingest::accepted(
                 observation("iak", "order001", "{}"),
@@ -78,7 +163,7 @@ async fn a_callback_is_stored_with_its_evidence_and_events_and_survives_a_restar
             (V::BadSignature, true)
         );
     }
-    let store = open(&dir).await;
+    let store = db.open().await;
     let tx = store
         .transaction("iak", "order001")
         .await
@@ -119,8 +204,14 @@ async fn a_callback_is_stored_with_its_evidence_and_events_and_survives_a_restar
 
 #[tokio::test]
 async fn the_same_callback_fifty_times_at_once_yields_one_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(open(&dir).await);
+    for db in backends().await {
+        eprintln!("backend: {}", db.label());
+        the_same_callback_fifty_times_at_once_yields_one_event_on(&db).await;
+    }
+}
+
+async fn the_same_callback_fifty_times_at_once_yields_one_event_on(db: &Db) {
+    let store = db.open().await;
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let store = Arc::clone(&store);
@@ -147,8 +238,14 @@ async fn the_same_callback_fifty_times_at_once_yields_one_event() {
 
 #[tokio::test]
 async fn registration_is_idempotent_and_lists_filter_and_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+    for db in backends().await {
+        eprintln!("backend: {}", db.label());
+        registration_is_idempotent_and_lists_filter_and_page_on(&db).await;
+    }
+}
+
+async fn registration_is_idempotent_and_lists_filter_and_page_on(db: &Db) {
+    let store = db.open().await;
     for i in 0..5 {
         let reg = Registration {
             provider_id: "iak".into(),
@@ -219,15 +316,40 @@ async fn registration_is_idempotent_and_lists_filter_and_page() {
 
 #[tokio::test]
 async fn a_locked_database_is_reported_unavailable_and_nothing_is_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lunas.db");
+    for db in backends().await {
+        eprintln!("backend: {}", db.label());
+        a_locked_database_is_reported_unavailable_on(&db).await;
+    }
+}
+
+async fn a_locked_database_is_reported_unavailable_on(db: &Db) {
     let options = StoreOptions {
         busy_timeout: Duration::from_millis(50),
         ..StoreOptions::default()
     };
-    let store = SqliteStore::open(&path, &options).await.unwrap();
-    let locker = rusqlite::Connection::open(&path).unwrap();
-    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let store = db.open_with(&options).await;
+    // Another process holds the lock a write needs: SQLite's database lock, or PostgreSQL's
+    // lock on the transactions table.
+    enum Locker {
+        Sqlite(rusqlite::Connection),
+        Postgres(sqlx::PgConnection),
+    }
+    let mut locker = match db {
+        Db::Sqlite(dir) => {
+            let c = rusqlite::Connection::open(dir.path().join("lunas.db")).unwrap();
+            c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            Locker::Sqlite(c)
+        }
+        Db::Postgres { url, .. } => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql("BEGIN; LOCK TABLE transactions IN ACCESS EXCLUSIVE MODE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Locker::Postgres(c)
+        }
+    };
     let err = store
         .ingest(Ingest::accepted(
             observation("iak", "x", "{}"),
@@ -236,7 +358,12 @@ async fn a_locked_database_is_reported_unavailable_and_nothing_is_acknowledged()
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-    locker.execute_batch("ROLLBACK").unwrap();
+    match &mut locker {
+        Locker::Sqlite(c) => c.execute_batch("ROLLBACK").unwrap(),
+        Locker::Postgres(c) => {
+            sqlx::raw_sql("ROLLBACK").execute(c).await.unwrap();
+        }
+    }
     assert!(store.transaction("iak", "x").await.unwrap().is_none());
     // Once the lock is gone the same write goes through.
     let ok = store
@@ -251,8 +378,14 @@ async fn a_locked_database_is_reported_unavailable_and_nothing_is_acknowledged()
 
 #[tokio::test]
 async fn balances_are_kept_and_a_fall_below_the_threshold_is_announced_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+    for db in backends().await {
+        eprintln!("backend: {}", db.label());
+        balances_are_kept_and_a_fall_below_the_threshold_is_announced_once_on(&db).await;
+    }
+}
+
+async fn balances_are_kept_and_a_fall_below_the_threshold_is_announced_once_on(db: &Db) {
+    let store = db.open().await;
     for (i, balance) in [900_000, 900_000, 400_000, 300_000, 700_000, 200_000]
         .iter()
         .enumerate()
@@ -285,4 +418,162 @@ async fn balances_are_kept_and_a_fall_below_the_threshold_is_announced_once() {
     assert_eq!(low[0].data["balance"], 400_000);
     assert_eq!(low[0].transaction_id, None);
     assert_eq!(low[1].data["balance"], 200_000);
+}
+
+/// Several nodes on one database: each store below is what one `lunas serve` process holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_of_a_callback_sent_to_three_nodes_at_once_decide_once() {
+    for db in backends().await {
+        eprintln!("backend: {}", db.label());
+        let nodes = [db.open().await, db.open().await, db.open().await];
+        let mut tasks = Vec::new();
+        for round in 0..30 {
+            let store = Arc::clone(&nodes[round % 3]);
+            tasks.push(tokio::spawn(async move {
+                let reference = format!("multi-{}", round % 5);
+                store
+                    .ingest(Ingest::accepted(
+                        observation("iak", &reference, "{}"),
+                        fact(&reference, State::Succeeded, Some(1_000_000 - round as i64)),
+                    ))
+                    .await
+                    .unwrap()
+                    .verdict
+            }));
+        }
+        let mut verdicts = Vec::new();
+        for t in tasks {
+            verdicts.push(t.await.unwrap());
+        }
+        assert_eq!(
+            verdicts.iter().filter(|v| **v == V::Created).count(),
+            5,
+            "{}: one creation per ref: {verdicts:?}",
+            db.label()
+        );
+        assert_eq!(verdicts.iter().filter(|v| **v == V::Duplicate).count(), 25);
+        let events = nodes[1].events_after(0, 100).await.unwrap();
+        assert_eq!(events.len(), 5, "one event per ref");
+        // The feed is gap-free and in order, whichever node wrote what.
+        assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+        let health = nodes[2].provider_health().await.unwrap();
+        assert_eq!(health[0].callbacks, 30, "every copy is counted once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_are_leased_to_one_node_and_come_back_when_the_lease_ends() {
+    for db in backends().await {
+        eprintln!("backend: {}", db.label());
+        let (a, b) = (db.open().await, db.open().await);
+        let t0 = OffsetDateTime::now_utc();
+        for i in 0..6 {
+            a.register(Registration {
+                provider_id: "iak".into(),
+                reference: format!("chk{i}"),
+                kind: TxKind::Prepaid,
+                detail: Detail::default(),
+                at: t0,
+                check_after: Some(Duration::from_secs(60)),
+            })
+            .await
+            .unwrap();
+        }
+        let due = t0 + Duration::from_secs(61);
+        let lease = Duration::from_secs(30);
+        let (got_a, got_b) = tokio::join!(
+            a.claim_checks("iak", due, lease, 4),
+            b.claim_checks("iak", due, lease, 4)
+        );
+        let (got_a, got_b) = (got_a.unwrap(), got_b.unwrap());
+        let mut ids: Vec<i64> = got_a.iter().chain(&got_b).map(|t| t.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            got_a.len() + got_b.len(),
+            "{}: no transaction leased twice",
+            db.label()
+        );
+        assert_eq!(ids.len(), 6, "all six due checks are leased");
+        assert!(a
+            .claim_checks("iak", due, lease, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let forced = b.claim_check(ids[0], due, lease).await.unwrap();
+        assert!(!forced, "a forced check waits for the lease");
+        // The node holding them dies: once the lease ends, another node takes them all.
+        let later = due + lease + Duration::from_millis(1);
+        assert_eq!(
+            b.claim_checks("iak", later, lease, 10).await.unwrap().len(),
+            6
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_keep_order_per_transaction_whichever_node_claims() {
+    for db in backends().await {
+        eprintln!("backend: {}", db.label());
+        let (a, b) = (db.open().await, db.open().await);
+        let endpoints = [EndpointFilter {
+            id: "app".into(),
+            events: vec!["*".into()],
+        }];
+        a.init_endpoints(&endpoints).await.unwrap();
+        b.init_endpoints(&endpoints).await.unwrap();
+        for (state, body) in [(State::Pending, "p"), (State::Succeeded, "s")] {
+            a.ingest(Ingest::accepted(
+                observation("iak", "ordered", body),
+                fact("ordered", state, None),
+            ))
+            .await
+            .unwrap();
+        }
+        let now = OffsetDateTime::now_utc();
+        let (fa, fb) = tokio::join!(
+            a.fan_out(&endpoints, now, 100),
+            b.fan_out(&endpoints, now, 100)
+        );
+        assert_eq!(
+            fa.unwrap() + fb.unwrap(),
+            2,
+            "{}: each delivery made once",
+            db.label()
+        );
+        let lease = Duration::from_secs(30);
+        let app = ["app".to_owned()];
+        let (ca, cb) = tokio::join!(
+            a.claim_deliveries(now, lease, 10, &app),
+            b.claim_deliveries(now, lease, 10, &app)
+        );
+        let claimed: Vec<_> = ca.unwrap().into_iter().chain(cb.unwrap()).collect();
+        assert_eq!(claimed.len(), 1, "only the first event may be in flight");
+        assert_eq!(claimed[0].event.event_type.as_str(), "transaction.pending");
+        // Its node dies mid-attempt; after the lease the other node retries it, and only once
+        // it is delivered does the second event become claimable.
+        let later = now + lease + Duration::from_millis(1);
+        let again = b.claim_deliveries(later, lease, 10, &app).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].delivery_id, claimed[0].delivery_id);
+        b.record_attempt(AttemptRecord {
+            delivery_id: again[0].delivery_id,
+            attempt: lunas_store::Attempt {
+                at: later,
+                status: Some(200),
+                latency_ms: 3,
+                response: None,
+                error: None,
+            },
+            next: AttemptNext::Delivered,
+        })
+        .await
+        .unwrap();
+        let next = a.claim_deliveries(later, lease, 10, &app).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].event.event_type.as_str(), "transaction.succeeded");
+        let stats = b.endpoint_stats().await.unwrap();
+        assert_eq!((stats[0].pending, stats[0].delivered), (1, 1));
+    }
 }

@@ -1,0 +1,873 @@
+//! The writer task of one node: group commit on PostgreSQL.
+//!
+//! Every write of this process goes through one task that owns one connection. It waits for
+//! the first queued job, takes whatever else is queued (up to `max_batch`), and runs the batch
+//! as one transaction in two phases:
+//!
+//! 1. **Jobs**, each in its own savepoint. A job locks the transaction row it decides on
+//!    (`SELECT ... FOR NO KEY UPDATE`; a new ref is inserted with `ON CONFLICT DO NOTHING` and,
+//!    when another node won the insert, locked and decided again), so `decide` always runs on
+//!    the latest committed state, whichever node holds the other copy of a callback. Claims take
+//!    rows with `FOR UPDATE SKIP LOCKED` and never wait. A job that fails rolls back its
+//!    savepoint alone; one chosen as a deadlock victim is retried (up to three times).
+//! 2. **The tail**, under the feed lock (a transaction-level advisory lock, held to commit): the
+//!    jobs' events are inserted, then the provider counters, balance samples and
+//!    `provider.balance_low` are updated. Because every event is inserted under that lock and
+//!    the lock is released only by the commit, event `seq` order is commit order across all
+//!    nodes: a feed reader (fan-out, `GET /events`) can never see seq N+1 before seq N and skip
+//!    it. The tail waits for nothing but the lock, so it cannot deadlock with the jobs phase of
+//!    another node; the shared counter rows are only written here, so they are never contended
+//!    outside it.
+//!
+//! Then one commit (`synchronous_commit = on`: durable before it returns), and only then is every
+//! job answered. A commit that fails fails the whole batch and nothing of it is acknowledged.
+
+use lunas_core::{
+    decide, from_millis, give_up, to_millis, Decision, NewEvent, NewObservation,
+    ObservationVerdict, Source, Trust, TxRecord,
+};
+use sqlx::{PgConnection, PgPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::rows::{tx_from_row, TX_COLUMNS};
+use super::unavailable;
+use crate::model::*;
+use crate::StoreError;
+
+/// The advisory lock every event insert is made under (see the module documentation).
+pub(crate) const FEED_LOCK: i64 = 0x6c75_6e61_7301;
+
+#[derive(Debug)]
+pub(crate) enum WriteOp {
+    Ingest(Ingest),
+    Register(Registration),
+    Ping,
+    InitEndpoints(Vec<EndpointFilter>),
+    FanOut {
+        endpoints: Vec<EndpointFilter>,
+        now: i64,
+        limit: usize,
+    },
+    Claim {
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+        endpoints: Vec<String>,
+    },
+    RecordAttempt(AttemptRecord),
+    Redeliver {
+        what: Redeliver,
+        endpoints: Vec<EndpointFilter>,
+        now: i64,
+    },
+    ClaimChecks {
+        provider_id: String,
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+    },
+    ClaimCheckOf {
+        id: i64,
+        now: i64,
+        lease_ms: i64,
+    },
+    RecordCheck(CheckRecord),
+}
+
+#[derive(Debug)]
+pub(crate) enum WriteResult {
+    Ingested(Ingested),
+    Registered(TxRecord, bool),
+    Pong,
+    Count(usize),
+    Claimed(Vec<DeliveryJob>),
+    Checks(Vec<TxRecord>),
+    Flag(bool),
+}
+
+/// What a job leaves for the tail of the batch: its events and its provider counters.
+#[derive(Debug, Default)]
+pub(crate) struct Tail {
+    at: i64,
+    events: Vec<(i64, NewEvent)>,
+    counted: Option<Counted>,
+}
+
+impl Tail {
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.counted.is_none()
+    }
+}
+
+/// One observation's contribution to its provider's counters and balance history.
+#[derive(Debug)]
+struct Counted {
+    provider_id: String,
+    callback: bool,
+    rejected: bool,
+    bad_signature: bool,
+    balance: Option<i64>,
+    low_balance: Option<i64>,
+}
+
+struct Job {
+    op: WriteOp,
+    reply: oneshot::Sender<Result<WriteResult, StoreError>>,
+}
+
+/// The handle the store keeps; dropping it lets the task finish its queue and end.
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+/// How many jobs may wait for the writer before submitters wait too (backpressure).
+const QUEUE: usize = 8192;
+
+/// How often a job chosen as a deadlock victim is tried again within its batch.
+const TRIES: usize = 3;
+
+impl Writer {
+    pub(crate) fn start(pool: PgPool, max_batch: usize, lock_timeout_ms: u64) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, rx, max_batch.max(1), lock_timeout_ms));
+        Writer { queue }
+    }
+
+    /// Queues a write and waits until it is committed (or failed).
+    pub(crate) async fn submit(&self, op: WriteOp) -> Result<WriteResult, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { op, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+}
+
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: usize, lock_timeout_ms: u64) {
+    let mut jobs = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.recv().await {
+        jobs.push(first);
+        while jobs.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = match commit_batch(&pool, &jobs, lock_timeout_ms).await {
+            Ok(results) => results,
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; nothing of it is acknowledged");
+                let err = unavailable(e);
+                jobs.iter().map(|_| Err(err.clone())).collect()
+            }
+        };
+        for (job, result) in jobs.drain(..).zip(results) {
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+type Staged = Result<(WriteResult, Tail), StoreError>;
+
+/// Runs one batch. `Err` means the transaction as a whole failed (nothing committed).
+async fn commit_batch(
+    pool: &PgPool,
+    jobs: &[Job],
+    lock_timeout_ms: u64,
+) -> Result<Vec<Result<WriteResult, StoreError>>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // Per transaction, so that a connection pooler in transaction mode cannot lose them.
+    sqlx::query(
+        "SELECT set_config('lock_timeout', $1, true), set_config('synchronous_commit', 'on', true)",
+    )
+    .bind(format!("{lock_timeout_ms}ms"))
+    .execute(&mut *tx)
+    .await?;
+    let mut staged: Vec<Staged> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        staged.push(run_job(&mut tx, &job.op).await?);
+    }
+    if staged
+        .iter()
+        .any(|s| matches!(s, Ok((_, tail)) if !tail.is_empty()))
+    {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(FEED_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut results = Vec::with_capacity(staged.len());
+    for s in staged {
+        results.push(match s {
+            Ok((mut result, tail)) => {
+                finish(&mut tx, &mut result, tail).await?;
+                Ok(result)
+            }
+            Err(e) => Err(e),
+        });
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Whether a failed statement may succeed if tried again at once.
+fn retryable(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "40P01" || code == "40001")
+}
+
+/// Runs one job in its savepoint. The outer `Err` is a failure of the transaction itself.
+async fn run_job(c: &mut PgConnection, op: &WriteOp) -> Result<Staged, sqlx::Error> {
+    let mut tries = 0;
+    loop {
+        sqlx::query("SAVEPOINT job").execute(&mut *c).await?;
+        match apply(c, op).await {
+            Ok(out) => {
+                sqlx::query("RELEASE SAVEPOINT job")
+                    .execute(&mut *c)
+                    .await?;
+                return Ok(Ok(out));
+            }
+            Err(e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT job")
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query("RELEASE SAVEPOINT job")
+                    .execute(&mut *c)
+                    .await?;
+                tries += 1;
+                if retryable(&e) && tries < TRIES {
+                    tracing::debug!(error = %e, "write job retried");
+                    continue;
+                }
+                return Ok(Err(unavailable(e)));
+            }
+        }
+    }
+}
+
+fn plain(result: WriteResult) -> (WriteResult, Tail) {
+    (result, Tail::default())
+}
+
+async fn apply(c: &mut PgConnection, op: &WriteOp) -> Result<(WriteResult, Tail), sqlx::Error> {
+    use super::delivery;
+    Ok(match op {
+        WriteOp::Ingest(i) => {
+            let (ingested, tail) = ingest(c, i).await?;
+            (WriteResult::Ingested(ingested), tail)
+        }
+        WriteOp::Register(reg) => {
+            let (rec, created) = register(c, reg).await?;
+            plain(WriteResult::Registered(rec, created))
+        }
+        WriteOp::Ping => plain(WriteResult::Pong),
+        WriteOp::InitEndpoints(endpoints) => {
+            delivery::init_endpoints(c, endpoints).await?;
+            plain(WriteResult::Pong)
+        }
+        WriteOp::FanOut {
+            endpoints,
+            now,
+            limit,
+        } => plain(WriteResult::Count(
+            delivery::fan_out(c, endpoints, *now, *limit).await?,
+        )),
+        WriteOp::Claim {
+            now,
+            lease_ms,
+            limit,
+            endpoints,
+        } => plain(WriteResult::Claimed(
+            delivery::claim(c, *now, *lease_ms, *limit, endpoints).await?,
+        )),
+        WriteOp::RecordAttempt(record) => {
+            delivery::record_attempt(c, record).await?;
+            plain(WriteResult::Pong)
+        }
+        WriteOp::Redeliver {
+            what,
+            endpoints,
+            now,
+        } => plain(WriteResult::Count(
+            delivery::redeliver(c, what, endpoints, *now).await?,
+        )),
+        WriteOp::ClaimChecks {
+            provider_id,
+            now,
+            lease_ms,
+            limit,
+        } => plain(WriteResult::Checks(
+            claim_checks(c, provider_id, *now, *lease_ms, *limit).await?,
+        )),
+        WriteOp::ClaimCheckOf { id, now, lease_ms } => plain(WriteResult::Flag(
+            claim_check_of(c, *id, *now, *lease_ms).await?,
+        )),
+        WriteOp::RecordCheck(check) => {
+            let (ingested, tail) = record_check(c, check).await?;
+            (WriteResult::Ingested(ingested), tail)
+        }
+    })
+}
+
+/// The tail of one job, under the feed lock: its events, then its provider counters.
+async fn finish(
+    c: &mut PgConnection,
+    result: &mut WriteResult,
+    tail: Tail,
+) -> Result<(), sqlx::Error> {
+    if tail.is_empty() {
+        return Ok(());
+    }
+    let mut events = Vec::with_capacity(tail.events.len() + 1);
+    for (tx_id, e) in &tail.events {
+        events.push(insert_event(c, Some(*tx_id), tail.at, e).await?);
+    }
+    if let Some(counted) = &tail.counted {
+        events.extend(sample_balance(c, counted, tail.at).await?);
+        count_for_provider(c, counted, tail.at).await?;
+    }
+    if let WriteResult::Ingested(ingested) = result {
+        ingested.events = events;
+    }
+    Ok(())
+}
+
+async fn select_tx(
+    c: &mut PgConnection,
+    provider_id: &str,
+    reference: &str,
+    lock: bool,
+) -> Result<Option<TxRecord>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {TX_COLUMNS} FROM transactions WHERE provider_id = $1 AND ref = $2{}",
+        if lock { " FOR NO KEY UPDATE" } else { "" }
+    );
+    sqlx::query(&sql)
+        .bind(provider_id)
+        .bind(reference)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(|r| tx_from_row(&r))
+        .transpose()
+}
+
+async fn lock_tx_by_id(c: &mut PgConnection, id: i64) -> Result<TxRecord, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {TX_COLUMNS} FROM transactions WHERE id = $1 FOR NO KEY UPDATE"
+    ))
+    .bind(id)
+    .fetch_one(&mut *c)
+    .await?;
+    tx_from_row(&row)
+}
+
+/// Inserts a new transaction or updates a stored one; returns it with its id, or `None` when
+/// another node inserted the same ref first (the caller locks that row and decides again).
+/// The reconciler's columns (`next_check_at`, `check_attempts`, lease) are kept by [`schedule`].
+async fn save_tx(c: &mut PgConnection, rec: &TxRecord) -> Result<Option<TxRecord>, sqlx::Error> {
+    let payments = serde_json::to_string(&rec.payments).expect("payments serialise");
+    let unconfirmed = rec
+        .unconfirmed
+        .as_ref()
+        .map(|u| serde_json::to_string(u).expect("claims serialise"));
+    let sql = if rec.id == 0 {
+        "INSERT INTO transactions (kind, state, needs_review, amount, product_code, customer_id, \
+         provider_transaction_id, order_id, response_code, message, serial_number, pin, activation_code, \
+         balance_after, total_paid, payments, created_at, updated_at, unconfirmed, provider_id, ref) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+         ON CONFLICT (provider_id, ref) DO NOTHING RETURNING id"
+    } else {
+        // The key columns are never written, so this takes a FOR NO KEY UPDATE lock only.
+        "UPDATE transactions SET kind = $1, state = $2, needs_review = $3, amount = $4, product_code = $5, \
+         customer_id = $6, provider_transaction_id = $7, order_id = $8, response_code = $9, message = $10, \
+         serial_number = $11, pin = $12, activation_code = $13, balance_after = $14, total_paid = $15, \
+         payments = $16, created_at = $17, updated_at = $18, unconfirmed = $19 \
+         WHERE provider_id = $20 AND ref = $21 AND id = $22 RETURNING id"
+    };
+    let mut query = sqlx::query(sql)
+        .bind(rec.kind.as_str())
+        .bind(rec.state.as_str())
+        .bind(rec.needs_review)
+        .bind(rec.amount)
+        .bind(&rec.product_code)
+        .bind(&rec.customer_id)
+        .bind(&rec.provider_transaction_id)
+        .bind(&rec.order_id)
+        .bind(&rec.response_code)
+        .bind(&rec.message)
+        .bind(&rec.serial_number)
+        .bind(&rec.pin)
+        .bind(&rec.activation_code)
+        .bind(rec.balance_after)
+        .bind(rec.total_paid)
+        .bind(payments)
+        .bind(to_millis(rec.created_at))
+        .bind(to_millis(rec.updated_at))
+        .bind(unconfirmed)
+        .bind(&rec.provider_id)
+        .bind(&rec.reference);
+    if rec.id != 0 {
+        query = query.bind(rec.id);
+    }
+    let row = query.fetch_optional(&mut *c).await?;
+    Ok(match row {
+        Some(row) => {
+            let mut saved = rec.clone();
+            saved.id = row.try_get(0)?;
+            Some(saved)
+        }
+        None if rec.id == 0 => None,
+        None => return Err(sqlx::Error::RowNotFound),
+    })
+}
+
+/// Whether the reconciler still has something to ask the provider about this transaction.
+fn wants_check(rec: &TxRecord) -> bool {
+    !rec.state.is_final() || rec.unconfirmed.is_some()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum When {
+    /// Keep the scheduled check; with none, schedule one this long from now.
+    Keep(Option<std::time::Duration>),
+    /// Check at this time (ms), or never.
+    At(Option<i64>),
+}
+
+/// Sets when the reconciler asks next (as the SQLite backend does): `Keep` leaves a scheduled
+/// check alone (or schedules one `first` from now when there is none), `At` sets it, and a
+/// transaction with nothing to ask about is unscheduled whatever is asked. Counting an attempt
+/// releases the check lease.
+async fn schedule(
+    c: &mut PgConnection,
+    mut rec: TxRecord,
+    when: When,
+    now: i64,
+    count_attempt: bool,
+) -> Result<TxRecord, sqlx::Error> {
+    let next = if !wants_check(&rec) {
+        None
+    } else {
+        match when {
+            When::Keep(first) => rec
+                .next_check_at
+                .map(to_millis)
+                .or(first.map(|d| now + d.as_millis() as i64)),
+            When::At(at) => at,
+        }
+    };
+    sqlx::query(
+        "UPDATE transactions SET next_check_at = $1, check_attempts = check_attempts + $2, \
+         check_lease_until = CASE WHEN $2 = 1 THEN NULL ELSE check_lease_until END WHERE id = $3",
+    )
+    .bind(next)
+    .bind(i64::from(count_attempt))
+    .bind(rec.id)
+    .execute(&mut *c)
+    .await?;
+    rec.next_check_at = next.map(from_millis);
+    if count_attempt {
+        rec.check_attempts += 1;
+    }
+    Ok(rec)
+}
+
+async fn insert_event(
+    c: &mut PgConnection,
+    tx_id: Option<i64>,
+    at: i64,
+    e: &NewEvent,
+) -> Result<Event, sqlx::Error> {
+    let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO events (id, transaction_id, type, created_at, data) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING seq",
+    )
+    .bind(&id)
+    .bind(tx_id)
+    .bind(e.event_type.as_str())
+    .bind(at)
+    .bind(e.data.to_string())
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(Event {
+        seq,
+        id,
+        event_type: e.event_type,
+        transaction_id: tx_id,
+        created_at: from_millis(at),
+        data: e.data.clone(),
+    })
+}
+
+type Committed = (ObservationVerdict, Option<TxRecord>, Vec<(i64, NewEvent)>);
+
+/// Saves a decision's record (when changed) and its schedule, and stages its events for the
+/// tail. `None`: the record was new and another node inserted the same ref first.
+async fn commit_decision(
+    c: &mut PgConnection,
+    decision: Decision,
+    at: i64,
+    when: When,
+    count_attempt: bool,
+) -> Result<Option<Committed>, sqlx::Error> {
+    let record = if decision.changed {
+        match save_tx(c, &decision.record).await? {
+            Some(saved) => saved,
+            None => return Ok(None),
+        }
+    } else {
+        decision.record
+    };
+    if record.id == 0 {
+        // Nothing was created (a message about an unknown ref that states nothing usable).
+        return Ok(Some((decision.verdict, None, Vec::new())));
+    }
+    let record = schedule(c, record, when, at, count_attempt).await?;
+    let events = decision
+        .events
+        .into_iter()
+        .map(|e| (record.id, e))
+        .collect();
+    Ok(Some((decision.verdict, Some(record), events)))
+}
+
+async fn insert_observation(
+    c: &mut PgConnection,
+    obs: &NewObservation,
+    verdict: ObservationVerdict,
+    record: Option<&TxRecord>,
+    linked: Option<i64>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO observations (provider_id, ref, transaction_id, source, received_at, content_type, \
+         remote_addr, body, body_size, verdict, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         RETURNING id",
+    )
+    .bind(&obs.provider_id)
+    .bind(
+        obs.reference
+            .as_deref()
+            .or(record.map(|r| r.reference.as_str())),
+    )
+    .bind(record.map(|r| r.id).or(linked))
+    .bind(obs.source.as_str())
+    .bind(to_millis(obs.received_at))
+    .bind(&obs.content_type)
+    .bind(&obs.remote_addr)
+    .bind(&obs.body)
+    .bind(obs.body_size as i64)
+    .bind(verdict.as_str())
+    .bind(&obs.detail)
+    .fetch_one(&mut *c)
+    .await
+}
+
+/// Keeps the balance history, and says `provider.balance_low` when a reported balance crosses
+/// below the account's threshold. Runs before the counters are updated, so the previous
+/// balance is still the one stored.
+async fn sample_balance(
+    c: &mut PgConnection,
+    counted: &Counted,
+    at: i64,
+) -> Result<Vec<Event>, sqlx::Error> {
+    let Some(balance) = counted.balance else {
+        return Ok(Vec::new());
+    };
+    let previous: Option<i64> =
+        sqlx::query_scalar("SELECT last_balance FROM provider_stats WHERE provider_id = $1")
+            .bind(&counted.provider_id)
+            .fetch_optional(&mut *c)
+            .await?
+            .flatten();
+    if previous != Some(balance) {
+        sqlx::query("INSERT INTO balance_samples (provider_id, at, balance) VALUES ($1, $2, $3)")
+            .bind(&counted.provider_id)
+            .bind(at)
+            .bind(balance)
+            .execute(&mut *c)
+            .await?;
+    }
+    match counted.low_balance {
+        Some(threshold) if balance < threshold && previous.is_none_or(|p| p >= threshold) => {
+            let event = NewEvent {
+                event_type: lunas_core::EventType::ProviderBalanceLow,
+                data: serde_json::json!({
+                    "provider_id": counted.provider_id,
+                    "balance": balance,
+                    "threshold": threshold,
+                    "at": lunas_core::rfc3339(from_millis(at)),
+                }),
+            };
+            Ok(vec![insert_event(c, None, at, &event).await?])
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Keeps the provider health counters current.
+async fn count_for_provider(
+    c: &mut PgConnection,
+    counted: &Counted,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO provider_stats AS s (provider_id, callbacks, rejected, bad_signatures, last_callback_at, \
+         last_balance, last_balance_at) VALUES ($1, $2, $3, $4, CASE WHEN $2 = 1 THEN $5 END, $6, \
+         CASE WHEN $6::bigint IS NOT NULL THEN $5 END) \
+         ON CONFLICT (provider_id) DO UPDATE SET callbacks = s.callbacks + $2, rejected = s.rejected + $3, \
+         bad_signatures = s.bad_signatures + $4, \
+         last_callback_at = CASE WHEN $2 = 1 THEN $5 ELSE s.last_callback_at END, \
+         last_balance = COALESCE($6, s.last_balance), \
+         last_balance_at = CASE WHEN $6::bigint IS NOT NULL THEN $5 ELSE s.last_balance_at END",
+    )
+    .bind(&counted.provider_id)
+    .bind(i64::from(counted.callback))
+    .bind(i64::from(counted.rejected))
+    .bind(i64::from(counted.bad_signature))
+    .bind(at)
+    .bind(counted.balance)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+fn counted(
+    obs: &NewObservation,
+    verdict: ObservationVerdict,
+    balance: Option<i64>,
+    low_balance: Option<i64>,
+) -> Counted {
+    Counted {
+        provider_id: obs.provider_id.clone(),
+        callback: obs.source == Source::Callback,
+        rejected: verdict.is_rejection(),
+        bad_signature: verdict == ObservationVerdict::BadSignature,
+        balance,
+        low_balance,
+    }
+}
+
+/// Locks the transaction a fact is about (a new one: none), decides, and saves; decides again
+/// on the row another node inserted first, should that happen.
+async fn decide_locked(
+    c: &mut PgConnection,
+    ingest: &Ingest,
+    fact: &lunas_core::Fact,
+) -> Result<Committed, sqlx::Error> {
+    let obs = &ingest.observation;
+    let at = to_millis(obs.received_at);
+    loop {
+        let current = select_tx(c, &obs.provider_id, &fact.reference, true).await?;
+        let decision = decide(
+            current.as_ref(),
+            &obs.provider_id,
+            fact,
+            ingest.trust,
+            obs.received_at,
+        );
+        // A held claim is checked at once; anything else keeps its schedule.
+        let when = if decision.verdict == ObservationVerdict::Unconfirmed {
+            When::At(Some(at))
+        } else {
+            When::Keep(ingest.check_after)
+        };
+        if let Some(done) = commit_decision(c, decision, at, when, false).await? {
+            return Ok(done);
+        }
+        // Lost the insert race: the row is committed now; lock it and decide on it.
+    }
+}
+
+async fn ingest(c: &mut PgConnection, ingest: &Ingest) -> Result<(Ingested, Tail), sqlx::Error> {
+    let obs = &ingest.observation;
+    let at = to_millis(obs.received_at);
+    let (verdict, record, events, linked) = match &ingest.fact {
+        None => {
+            // A refused message changes nothing, but if it names a known transaction it joins
+            // that transaction's evidence.
+            let linked = match &obs.reference {
+                Some(reference) => select_tx(c, &obs.provider_id, reference, false)
+                    .await?
+                    .map(|t| t.id),
+                None => None,
+            };
+            (
+                obs.verdict.unwrap_or(ObservationVerdict::Malformed),
+                None,
+                Vec::new(),
+                linked,
+            )
+        }
+        Some(fact) => {
+            let (verdict, record, events) = decide_locked(c, ingest, fact).await?;
+            (verdict, record, events, None)
+        }
+    };
+    let observation_id = insert_observation(c, obs, verdict, record.as_ref(), linked).await?;
+    let balance = ingest.fact.as_ref().and_then(|f| f.detail.balance_after);
+    Ok((
+        Ingested {
+            verdict,
+            observation_id,
+            record,
+            events: Vec::new(),
+        },
+        Tail {
+            at,
+            events,
+            counted: Some(counted(obs, verdict, balance, ingest.low_balance)),
+        },
+    ))
+}
+
+async fn register(
+    c: &mut PgConnection,
+    reg: &Registration,
+) -> Result<(TxRecord, bool), sqlx::Error> {
+    if let Some(existing) = select_tx(c, &reg.provider_id, &reg.reference, false).await? {
+        return Ok((existing, false));
+    }
+    let mut rec = TxRecord::new(&reg.provider_id, &reg.reference, reg.kind, reg.at);
+    rec.merge(&reg.detail, true);
+    let at = to_millis(reg.at);
+    match save_tx(c, &rec).await? {
+        Some(rec) => Ok((
+            schedule(c, rec, When::Keep(reg.check_after), at, false).await?,
+            true,
+        )),
+        None => {
+            // Another node registered (or a callback created) it first.
+            let existing = select_tx(c, &reg.provider_id, &reg.reference, false)
+                .await?
+                .ok_or(sqlx::Error::RowNotFound)?;
+            Ok((existing, false))
+        }
+    }
+}
+
+/// Leases up to `limit` transactions of `provider_id` whose check is due; rows another node
+/// is working on are skipped, never waited for.
+async fn claim_checks(
+    c: &mut PgConnection,
+    provider_id: &str,
+    now: i64,
+    lease_ms: i64,
+    limit: usize,
+) -> Result<Vec<TxRecord>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "UPDATE transactions SET check_lease_until = $1 \
+         FROM (SELECT id AS due_id FROM transactions WHERE provider_id = $2 AND next_check_at IS NOT NULL \
+               AND next_check_at <= $3 AND (check_lease_until IS NULL OR check_lease_until <= $3) \
+               ORDER BY next_check_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) due \
+         WHERE id = due.due_id RETURNING {TX_COLUMNS}"
+    ))
+    .bind(now + lease_ms)
+    .bind(provider_id)
+    .bind(now)
+    .bind(limit.max(1) as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut out = rows
+        .iter()
+        .map(tx_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_by_key(|t| (t.next_check_at, t.id));
+    Ok(out)
+}
+
+/// Leases one transaction for a forced check, unless a check of it is already under way.
+async fn claim_check_of(
+    c: &mut PgConnection,
+    id: i64,
+    now: i64,
+    lease_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE transactions SET check_lease_until = $1 WHERE id = $2 \
+         AND (check_lease_until IS NULL OR check_lease_until <= $3)",
+    )
+    .bind(now + lease_ms)
+    .bind(id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Records a status check: its observation, the fact it established (if any), the next check
+/// (or none), and, when the provider's window has passed, the flag for review.
+async fn record_check(
+    c: &mut PgConnection,
+    check: &CheckRecord,
+) -> Result<(Ingested, Tail), sqlx::Error> {
+    let obs = &check.observation;
+    let at = to_millis(obs.received_at);
+    let current = lock_tx_by_id(c, check.transaction_id).await?;
+    let next = check.next_check_at.map(to_millis);
+    let existing = |done: Option<Committed>| done.ok_or(sqlx::Error::RowNotFound);
+    let (verdict, record, mut events) = match &check.fact {
+        Some(fact) => {
+            let decision = decide(
+                Some(&current),
+                &current.provider_id,
+                fact,
+                Trust::Authoritative,
+                obs.received_at,
+            );
+            existing(commit_decision(c, decision, at, When::At(next), true).await?)?
+        }
+        None => {
+            let (_, record, events) = existing(
+                commit_decision(
+                    c,
+                    Decision {
+                        verdict: ObservationVerdict::CheckFailed,
+                        record: current.clone(),
+                        changed: false,
+                        events: vec![],
+                    },
+                    at,
+                    When::At(next),
+                    true,
+                )
+                .await?,
+            )?;
+            (
+                obs.verdict.unwrap_or(ObservationVerdict::CheckFailed),
+                record,
+                events,
+            )
+        }
+    };
+    // The transaction exists, so the decision always has a record.
+    let mut record = record.unwrap_or(current);
+    if check.give_up && wants_check(&record) {
+        let decision = give_up(&record, obs.received_at);
+        let (_, r, more) =
+            existing(commit_decision(c, decision, at, When::At(None), false).await?)?;
+        record = r.unwrap_or(record);
+        events.extend(more);
+    }
+    let observation_id = insert_observation(c, obs, verdict, Some(&record), None).await?;
+    let balance = check.fact.as_ref().and_then(|f| f.detail.balance_after);
+    Ok((
+        Ingested {
+            verdict,
+            observation_id,
+            record: Some(record),
+            events: Vec::new(),
+        },
+        Tail {
+            at,
+            events,
+            counted: Some(counted(obs, verdict, balance, check.low_balance)),
+        },
+    ))
+}
