@@ -110,6 +110,55 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let workers = self.start_workers();
+        let served = self.serve_http(listener, shutdown).await;
+        workers.stop().await;
+        served
+    }
+
+    /// Serves as `role` until `shutdown` completes (see [`Role`]).
+    pub async fn serve_role(
+        self,
+        role: Role,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        match role {
+            Role::All => self.serve(listener, shutdown).await,
+            Role::Api => self.serve_http(listener, shutdown).await,
+            Role::Worker => {
+                let workers = self.start_workers();
+                let store = Arc::clone(&self.state.store);
+                let health = axum::Router::new()
+                    .route(
+                        "/healthz",
+                        axum::routing::get(|| async {
+                            axum::Json(serde_json::json!({"status": "ok"}))
+                        }),
+                    )
+                    .route(
+                        "/readyz",
+                        axum::routing::get(move || async move {
+                            match store.ping().await {
+                                Ok(()) => Ok(axum::Json(serde_json::json!({"status": "ready"}))),
+                                Err(e) => Err((
+                                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                                    e.to_string(),
+                                )),
+                            }
+                        }),
+                    );
+                let served = axum::serve(listener, health)
+                    .with_graceful_shutdown(shutdown)
+                    .await;
+                workers.stop().await;
+                served
+            }
+        }
+    }
+
+    /// Starts the delivery worker and the reconciler in the background.
+    fn start_workers(&self) -> Workers {
         let stop = Arc::new(Notify::new());
         let stop_checks = Arc::new(Notify::new());
         let worker = tokio::spawn(
@@ -119,13 +168,12 @@ impl Gateway {
             Arc::clone(&self.state.reconciler)
                 .run(Arc::clone(&self.state.check_wake), Arc::clone(&stop_checks)),
         );
-        let served = self.serve_http(listener, shutdown).await;
-        // Checks first (their results may make events), then deliveries.
-        stop_checks.notify_one();
-        let _ = checker.await;
-        stop.notify_one();
-        let _ = worker.await;
-        served
+        Workers {
+            stop,
+            stop_checks,
+            worker,
+            checker,
+        }
     }
 
     /// Serves HTTP only, without the background workers (which the caller then drives with
@@ -141,6 +189,37 @@ impl Gateway {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
+    }
+}
+
+/// What one `lunas serve` process does. With several nodes on one PostgreSQL database, API
+/// nodes (stateless HTTP) and worker nodes can be scaled apart; every node may also do both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Role {
+    /// HTTP only: provider callbacks, the admin API, health and metrics.
+    Api,
+    /// The delivery worker and the reconciler; HTTP answers only /healthz and /readyz.
+    Worker,
+    /// Both.
+    #[default]
+    All,
+}
+
+/// The background workers of a serving gateway.
+struct Workers {
+    stop: Arc<Notify>,
+    stop_checks: Arc<Notify>,
+    worker: tokio::task::JoinHandle<()>,
+    checker: tokio::task::JoinHandle<()>,
+}
+
+impl Workers {
+    /// Stops them: checks first (their results may make events), then deliveries.
+    async fn stop(self) {
+        self.stop_checks.notify_one();
+        let _ = self.checker.await;
+        self.stop.notify_one();
+        let _ = self.worker.await;
     }
 }
 

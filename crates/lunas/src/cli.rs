@@ -29,7 +29,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway: provider callbacks at /callbacks/{provider_id}, the admin API at
     /// /api/v1 (bearer token), /healthz and /readyz.
-    Serve,
+    Serve(ServeArgs),
     /// Run the provider emulator (IAK, IDSL, MCPayment) described by the [sandbox] section of
     /// the configuration: provider APIs, callbacks, /sandbox/report, /sandbox/va/pay,
     /// /sandbox/log, fault knobs. See the README, "The sandbox".
@@ -51,6 +51,15 @@ pub enum Command {
     /// Work with the events delivered to your endpoints.
     #[command(subcommand)]
     Events(EventsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// api: HTTP only (callbacks, admin API); worker: the delivery worker and the reconciler
+    /// only (HTTP answers /healthz and /readyz); all: both. Several nodes of any role may share
+    /// one PostgreSQL database.
+    #[arg(long, value_enum, default_value_t = app::Role::All)]
+    pub role: app::Role,
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,7 +232,7 @@ pub struct McpAuth {
 pub fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Sign(cmd) => sign(cmd),
-        Command::Serve => runtime()?.block_on(serve(cli.config)),
+        Command::Serve(a) => runtime()?.block_on(serve(cli.config, a.role)),
         Command::Sandbox => runtime()?.block_on(sandbox(cli.config)),
         Command::Demo(a) => runtime()?.block_on(demo(a)),
         Command::Migrate => runtime()?.block_on(migrate(cli.config)),
@@ -245,7 +254,7 @@ fn load(path: Option<PathBuf>) -> Result<Config, String> {
     Config::load(path.as_deref()).map_err(|e| e.to_string())
 }
 
-async fn serve(path: Option<PathBuf>) -> Result<ExitCode, String> {
+async fn serve(path: Option<PathBuf>, role: app::Role) -> Result<ExitCode, String> {
     let config = load(path)?;
     logging::init();
     let gateway = Gateway::build(&config).await.map_err(|e| e.to_string())?;
@@ -255,16 +264,48 @@ async fn serve(path: Option<PathBuf>) -> Result<ExitCode, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         %addr,
-        storage = %config.storage.url,
+        storage = %redacted(&config.storage.url),
         providers = config.providers.len(),
+        ?role,
         "lunas gateway listening on http://{addr}"
     );
     gateway
-        .serve(listener, app::shutdown_signal())
+        .serve_role(role, listener, app::shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("lunas gateway stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A storage URL fit for a log line: any password replaced.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let rest = match rest.rsplit_once('@') {
+        Some((auth, host)) => match auth.split_once(':') {
+            Some((user, _)) => format!("{user}:[redacted]@{host}"),
+            None => format!("{auth}@{host}"),
+        },
+        None => rest.to_owned(),
+    };
+    let query = query.map(|q| {
+        q.split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=[redacted]"),
+                _ => kv.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(q) => format!("{scheme}://{rest}?{q}"),
+        None => format!("{scheme}://{rest}"),
+    }
 }
 
 /// The `[sandbox]` section of a configuration, read by the sandbox's own rules.
@@ -390,7 +431,7 @@ async fn redeliver(path: Option<PathBuf>, a: Redeliver) -> Result<ExitCode, Stri
 async fn migrate(path: Option<PathBuf>) -> Result<ExitCode, String> {
     let config = load(path)?;
     open_store(&config).await?;
-    println!("{}: schema is up to date", config.storage.url);
+    println!("{}: schema is up to date", redacted(&config.storage.url));
     Ok(ExitCode::SUCCESS)
 }
 

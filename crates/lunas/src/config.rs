@@ -126,6 +126,8 @@ struct RawDelivery {
     per_endpoint: Option<u64>,
     #[serde(default, deserialize_with = "lenient::opt_u64")]
     poll_ms: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    lease_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -504,6 +506,14 @@ fn validate(
     };
 
     let url = raw.storage.url.unwrap_or_else(|| DEFAULT_STORAGE.into());
+    // A PostgreSQL URL may hold a password: it may be given as env:VAR like any secret.
+    let url = if url.starts_with("env:") {
+        secret("storage.url", &url, &mut errors)
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_else(|| DEFAULT_STORAGE.into())
+    } else {
+        url
+    };
     if !(url.starts_with("sqlite://")
         || url.starts_with("postgres://")
         || url.starts_with("postgresql://"))
@@ -607,6 +617,15 @@ fn validate(
     }
     if let Some(ms) = raw.delivery.poll_ms {
         delivery.poll = Duration::from_millis(ms.max(10));
+    }
+    if let Some(ms) = raw.delivery.lease_ms {
+        delivery.lease = Duration::from_millis(ms);
+        if delivery.lease <= delivery.timeout {
+            errors.push(
+                "delivery.lease_ms: must be longer than delivery.timeout_ms (an attempt ends before its lease)"
+                    .into(),
+            );
+        }
     }
 
     if errors.is_empty() {
