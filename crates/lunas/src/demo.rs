@@ -86,6 +86,7 @@ username = "{IAK_USER}"
 api_key = "{IAK_KEY}"
 prepaid_url = "http://{sb}"
 postpaid_url = "http://{sb}"
+low_balance = 999500000
 [providers.reconcile]
 first_check_after = "8s"
 backoff = ["8s", "15s", "30s"]

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod callbacks;
+pub mod dashboard;
 pub mod openapi;
 
 use std::collections::HashMap;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::READYZ, get(readyz))
         .route(openapi::METRICS, get(metrics))
         .merge(admin)
+        .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -1,0 +1,942 @@
+//! The dashboard: server-rendered HTML behind a login with the admin token. No CDN, no
+//! framework; the only script re-fetches the transaction rows every few seconds.
+//!
+//! Pages: transactions (filters, search, live), one transaction with its whole timeline (every
+//! callback's raw body and verdict, every status check, event and delivery attempt), the
+//! needs-review queue with the evidence side by side, deliveries with dead letters and redelivery,
+//! and provider health with the deposit balance drawn over time. Customer goods (PIN, activation
+//! code, serial numbers/PLN tokens) are masked until revealed.
+//!
+//! The session cookie holds a digest of the admin token, not the token; every form carries a
+//! CSRF token derived the same way, and the cookie is `HttpOnly; SameSite=Strict`.
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use lunas_core::{rfc3339, DeliveryState, Observation, ObservationVerdict, TxRecord};
+use lunas_protocol::{State as TxState, TxKind};
+use lunas_store::{DeliveryQuery, Redeliver, TxQuery};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use super::AppState;
+
+const COOKIE: &str = "lunas_session";
+
+/// The dashboard's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/transactions") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/transactions", get(transactions))
+        .route("/transactions/{provider_id}/{ref}", get(transaction))
+        .route("/transactions/{provider_id}/{ref}/check", post(check))
+        .route(
+            "/transactions/{provider_id}/{ref}/redeliver",
+            post(redeliver_transaction),
+        )
+        .route("/review", get(review))
+        .route("/deliveries", get(deliveries))
+        .route("/deliveries/redeliver", post(redeliver))
+        .route("/providers", get(providers))
+}
+
+fn digest(purpose: &str, token: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(purpose.as_bytes());
+    h.update(b":");
+    h.update(token.as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn session_value(app: &AppState) -> String {
+    digest("lunas-dashboard-session", app.admin_token.expose())
+}
+
+fn csrf_value(app: &AppState) -> String {
+    digest("lunas-dashboard-csrf", app.admin_token.expose())
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// A request from a logged-in user; anyone else is sent to the login page.
+pub struct Session {
+    csrf: String,
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let expected = session_value(app);
+        let ok = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| {
+                c.trim()
+                    .strip_prefix(&format!("{COOKIE}="))
+                    .map(str::to_owned)
+            })
+            .any(|v| same(&v, &expected));
+        if ok {
+            Ok(Session {
+                csrf: csrf_value(app),
+            })
+        } else {
+            Err(Redirect::to("/login").into_response())
+        }
+    }
+}
+
+/// `None` when the form's CSRF token is right; otherwise the answer to send.
+fn csrf_refusal(app: &AppState, given: &str) -> Option<Response> {
+    (!same(given, &csrf_value(app))).then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            "the form is stale: reload the page and try again",
+        )
+            .into_response()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout
+
+const STYLE: &str = r#"
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
+header{background:#102a43;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.4rem;align-items:center}
+header a{color:#d9e2ec;text-decoration:none}header a.on,header a:hover{color:#fff;font-weight:600}
+header .brand{font-weight:700;color:#fff;margin-right:1rem}header form{margin-left:auto}
+main{padding:1rem 1.2rem;max-width:1400px}h1{font-size:1.3rem;margin:.2rem 0 1rem}h2{font-size:1.05rem;margin:1.4rem 0 .5rem}
+table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0001}
+th,td{padding:.4rem .55rem;border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:top}th{background:#f0f4f8;font-weight:600}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.state{padding:.1rem .45rem;border-radius:.6rem;font-size:.85em;white-space:nowrap}
+.succeeded,.paid{background:#d3f9d8;color:#1b5e20}.failed,.expired,.canceled{background:#ffe3e3;color:#a61e1e}
+.pending,.awaiting_payment,.partially_paid{background:#fff3bf;color:#7c5a00}.refunded{background:#e5dbff;color:#4b2991}
+.review{background:#ff922b;color:#fff;padding:.1rem .4rem;border-radius:.3rem;font-size:.8em}
+form.filters{display:flex;flex-wrap:wrap;gap:.5rem;margin-bottom:.8rem}input,select,button{font:inherit;padding:.3rem .45rem}
+button{cursor:pointer;border:1px solid #486581;background:#fff;border-radius:.3rem}button.primary{background:#243b53;color:#fff}
+pre{white-space:pre-wrap;word-break:break-all;background:#f0f4f8;padding:.5rem;margin:.3rem 0;max-height:22rem;overflow:auto}
+.flash{background:#e3f2fd;border:1px solid #90caf9;padding:.5rem .8rem;margin-bottom:1rem}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.card{background:#fff;padding:.8rem;box-shadow:0 1px 2px #0001}
+dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}dl.kv dt{color:#52606d}
+details.secret summary{cursor:pointer;color:#486581}.muted{color:#829ab1}.bad{color:#a61e1e}
+.timeline td:first-child{white-space:nowrap}svg{background:#fff;box-shadow:0 1px 2px #0001}
+"#;
+
+fn page(title: &str, active: &str, body: Markup) -> Html<String> {
+    let nav = [
+        ("/transactions", "Transactions"),
+        ("/review", "Needs review"),
+        ("/deliveries", "Deliveries"),
+        ("/providers", "Providers"),
+    ];
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (title) " · lunas" }
+                    style { (PreEscaped(STYLE)) }
+                }
+                body {
+                    header {
+                        span.brand { "lunas" }
+                        @for (href, label) in nav {
+                            a href=(href) class=(if active == href { "on" } else { "" }) { (label) }
+                        }
+                        form method="post" action="/logout" { button { "Log out" } }
+                    }
+                    main { (body) }
+                }
+            }
+        }
+        .into_string(),
+    )
+}
+
+fn state_badge(state: TxState) -> Markup {
+    html! { span class={ "state " (state.as_str()) } { (state.as_str()) } }
+}
+
+fn money(amount: Option<i64>) -> Markup {
+    match amount {
+        Some(a) => html! { "Rp " (group_thousands(a)) },
+        None => html! { span.muted { "—" } },
+    }
+}
+
+/// `1234567` → `1.234.567`, as rupiah are written in Indonesia.
+pub fn group_thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+fn when(t: OffsetDateTime) -> String {
+    rfc3339(t)
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_owned()
+}
+
+/// Customer goods: hidden until the operator reveals them.
+fn secret(value: &Option<String>) -> Markup {
+    match value {
+        Some(v) => html! { details.secret { summary { "•••• reveal" } code { (v) } } },
+        None => html! { span.muted { "—" } },
+    }
+}
+
+fn tx_link(tx: &TxRecord) -> String {
+    format!(
+        "/transactions/{}/{}",
+        urlencode(&tx.provider_id),
+        urlencode(&tx.reference)
+    )
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn flash(message: &Option<String>) -> Markup {
+    html! { @if let Some(m) = message { div.flash { (m) } } }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    token: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    failed: Option<String>,
+}
+
+async fn login_page(Query(q): Query<LoginQuery>) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head { meta charset="utf-8"; title { "Log in · lunas" } style { (PreEscaped(STYLE)) } }
+                body {
+                    header { span.brand { "lunas" } }
+                    main {
+                        h1 { "Log in" }
+                        @if q.failed.is_some() { div.flash.bad { "That is not the admin token." } }
+                        form method="post" action="/login" {
+                            p { label { "Admin token " input type="password" name="token" id="token" autofocus required size="40"; } }
+                            button.primary type="submit" id="login" { "Log in" }
+                        }
+                        p.muted { "The token is the server's " code { "admin_token" } "; " code { "lunas demo" } " prints it." }
+                    }
+                }
+            }
+        }
+        .into_string(),
+    )
+}
+
+async fn login(State(app): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+    let expected = app.admin_token.expose();
+    if !same(form.token.trim(), expected) {
+        return Redirect::to("/login?failed=1").into_response();
+    }
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+        session_value(&app)
+    );
+    (
+        [(header::SET_COOKIE, cookie)],
+        Redirect::to("/transactions"),
+    )
+        .into_response()
+}
+
+async fn logout() -> Response {
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions
+
+#[derive(Deserialize, Default, Clone)]
+pub struct ListQuery {
+    provider_id: Option<String>,
+    state: Option<String>,
+    kind: Option<String>,
+    needs_review: Option<String>,
+    q: Option<String>,
+    cursor: Option<String>,
+    fragment: Option<String>,
+    flash: Option<String>,
+}
+
+fn nonempty(v: &Option<String>) -> Option<String> {
+    v.as_ref()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+async fn transactions(
+    _s: Session,
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let query = TxQuery {
+        provider_id: nonempty(&q.provider_id),
+        state: nonempty(&q.state).and_then(|s| TxState::parse(&s)),
+        kind: nonempty(&q.kind).and_then(|s| TxKind::parse(&s)),
+        needs_review: (q.needs_review.as_deref() == Some("true")).then_some(true),
+        search: nonempty(&q.q),
+        cursor: nonempty(&q.cursor).and_then(|c| c.parse().ok()),
+        limit: 50,
+        ..TxQuery::default()
+    };
+    let page_of = match app.store.list_transactions(&query).await {
+        Ok(p) => p,
+        Err(e) => return super::ApiError::from(e).into_response(),
+    };
+    let rows = html! {
+        @for tx in &page_of.items {
+            tr {
+                td { a href=(tx_link(tx)) { (tx.reference) } }
+                td { (tx.provider_id) }
+                td { (tx.kind.as_str()) }
+                td { (state_badge(tx.state)) " " @if tx.needs_review { span.review { "review" } } }
+                td { (tx.product_code.as_deref().unwrap_or("")) }
+                td { (tx.customer_id.as_deref().unwrap_or("")) }
+                td.num { (money(tx.amount)) }
+                td.muted { (when(tx.updated_at)) }
+            }
+        }
+        @if page_of.items.is_empty() { tr { td colspan="8" .muted { "No transactions match." } } }
+    };
+    if q.fragment.as_deref() == Some("rows") {
+        return Html(rows.into_string()).into_response();
+    }
+    let mut providers: Vec<&String> = app.providers.keys().collect();
+    providers.sort();
+    let next = page_of.next_cursor.map(|c| {
+        let mut params: Vec<(String, String)> = vec![("cursor".into(), c.to_string())];
+        for (k, v) in [
+            ("provider_id", &q.provider_id),
+            ("state", &q.state),
+            ("kind", &q.kind),
+            ("needs_review", &q.needs_review),
+            ("q", &q.q),
+        ] {
+            if let Some(v) = nonempty(v) {
+                params.push((k.into(), v));
+            }
+        }
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect();
+        format!("/transactions?{}", query.join("&"))
+    });
+    let selected =
+        |current: &Option<String>, value: &str| nonempty(current).as_deref() == Some(value);
+    page(
+        "Transactions",
+        "/transactions",
+        html! {
+            h1 { "Transactions" }
+            (flash(&q.flash))
+            form.filters method="get" action="/transactions" {
+                input type="search" name="q" placeholder="ref or customer number" value=(q.q.clone().unwrap_or_default());
+                select name="provider_id" {
+                    option value="" { "all providers" }
+                    @for p in &providers { option value=(p) selected[selected(&q.provider_id, p)] { (p) } }
+                }
+                select name="kind" {
+                    option value="" { "all kinds" }
+                    @for k in ["prepaid", "postpaid", "va"] { option value=(k) selected[selected(&q.kind, k)] { (k) } }
+                }
+                select name="state" {
+                    option value="" { "all states" }
+                    @for s in TxState::ALL { option value=(s.as_str()) selected[selected(&q.state, s.as_str())] { (s.as_str()) } }
+                }
+                label { input type="checkbox" name="needs_review" value="true" checked[q.needs_review.as_deref() == Some("true")]; " needs review" }
+                button.primary type="submit" { "Filter" }
+            }
+            table {
+                thead { tr { th { "Ref" } th { "Provider" } th { "Kind" } th { "State" } th { "Product" } th { "Customer" } th { "Amount" } th { "Updated (UTC)" } } }
+                tbody id="rows" { (rows) }
+            }
+            @if let Some(href) = next { p { a href=(href) { "Older →" } } }
+            p.muted { "Updates every 3 seconds." }
+            script { (PreEscaped(LIVE_ROWS)) }
+        },
+    )
+    .into_response()
+}
+
+/// Refreshes the rows in place (only on the first page: older pages do not change).
+const LIVE_ROWS: &str = r#"
+(function(){
+  if (new URLSearchParams(location.search).has('cursor')) return;
+  setInterval(async function(){
+    var u = new URL(location.href); u.searchParams.set('fragment','rows');
+    try { var r = await fetch(u, {credentials:'same-origin'}); if (r.ok) document.getElementById('rows').innerHTML = await r.text(); } catch (e) {}
+  }, 3000);
+})();
+"#;
+
+#[derive(Deserialize, Default)]
+pub struct DetailQuery {
+    flash: Option<String>,
+}
+
+async fn transaction(
+    s: Session,
+    State(app): State<AppState>,
+    Path((provider_id, reference)): Path<(String, String)>,
+    Query(q): Query<DetailQuery>,
+) -> Response {
+    let tx = match app.store.transaction(&provider_id, &reference).await {
+        Ok(Some(tx)) => tx,
+        Ok(None) => {
+            return (
+                StatusCode::NOT_FOUND,
+                page("Not found", "", html! { h1 { "No such transaction" } }),
+            )
+                .into_response()
+        }
+        Err(e) => return super::ApiError::from(e).into_response(),
+    };
+    let timeline = match app.store.timeline(tx.id).await {
+        Ok(t) => t,
+        Err(e) => return super::ApiError::from(e).into_response(),
+    };
+    // One list in time order: observations, events and delivery attempts.
+    enum Entry<'a> {
+        Observation(&'a Observation),
+        Event(&'a lunas_core::Event),
+        Attempt(&'a lunas_core::Delivery, &'a lunas_core::Attempt),
+    }
+    let mut entries: Vec<(OffsetDateTime, u8, Entry)> = Vec::new();
+    for o in &timeline.observations {
+        entries.push((o.received_at, 0, Entry::Observation(o)));
+    }
+    for e in &timeline.events {
+        entries.push((e.created_at, 1, Entry::Event(e)));
+    }
+    for d in &timeline.deliveries {
+        for a in &d.history {
+            entries.push((a.at, 2, Entry::Attempt(d, a)));
+        }
+    }
+    entries.sort_by_key(|e| (e.0, e.1));
+    let action = |what: &str| format!("{}/{what}", tx_link(&tx));
+    page(
+        &tx.reference,
+        "/transactions",
+        html! {
+            h1 { (tx.provider_id) " / " (tx.reference) " " (state_badge(tx.state)) " " @if tx.needs_review { span.review { "needs review" } } }
+            (flash(&q.flash))
+            div.grid {
+                div.card {
+                    dl.kv {
+                        dt { "Kind" } dd { (tx.kind.as_str()) }
+                        dt { "Product / channel" } dd { (tx.product_code.as_deref().unwrap_or("—")) }
+                        dt { "Customer" } dd { (tx.customer_id.as_deref().unwrap_or("—")) }
+                        dt { "Amount" } dd { (money(tx.amount)) }
+                        @if tx.kind == TxKind::Va { dt { "Paid so far" } dd { (money(tx.total_paid)) } dt { "Order" } dd { (tx.order_id.as_deref().unwrap_or("—")) } }
+                        dt { "Provider id" } dd { (tx.provider_transaction_id.as_deref().unwrap_or("—")) }
+                        dt { "Response" } dd { (tx.response_code.as_deref().unwrap_or("—")) " " (tx.message.as_deref().unwrap_or("")) }
+                        dt { "Serial number / token" } dd { (secret(&tx.serial_number)) }
+                        dt { "PIN" } dd { (secret(&tx.pin)) }
+                        dt { "Activation code" } dd { (secret(&tx.activation_code)) }
+                        dt { "Balance after" } dd { (money(tx.balance_after)) }
+                        @if let Some(claim) = &tx.unconfirmed { dt { "Unconfirmed claim" } dd { (claim.state) " (waiting for the provider to confirm)" } }
+                        dt { "Next check" } dd { (tx.next_check_at.map(when).unwrap_or_else(|| "—".into())) " (" (tx.check_attempts) " made)" }
+                        dt { "Created / updated" } dd { (when(tx.created_at)) " / " (when(tx.updated_at)) }
+                    }
+                }
+                div.card {
+                    form method="post" action=(action("check")) {
+                        input type="hidden" name="csrf" value=(s.csrf);
+                        button.primary type="submit" id="check" { "Ask the provider now" }
+                    }
+                    p {}
+                    form method="post" action=(action("redeliver")) {
+                        input type="hidden" name="csrf" value=(s.csrf);
+                        button type="submit" id="redeliver-all" { "Deliver all its events again" }
+                    }
+                }
+            }
+            h2 { "Timeline" }
+            table.timeline {
+                thead { tr { th { "When (UTC)" } th { "What" } th { "Detail" } } }
+                tbody {
+                    @for (_, _, entry) in &entries {
+                        @match entry {
+                            Entry::Observation(o) => tr {
+                                td { (when(o.received_at)) }
+                                td { (o.source.as_str()) " · " strong class=(if o.verdict.is_rejection() || o.verdict == ObservationVerdict::CheckFailed { "bad" } else { "" }) { (o.verdict.as_str()) } }
+                                td {
+                                    @if let Some(d) = &o.detail { div { (d) } }
+                                    @if let Some(a) = &o.remote_addr { div.muted { "from " (a) } }
+                                    details { summary { "raw body (" (o.body_size) " bytes" @if o.body.len() < o.body_size { ", truncated" } ")" } pre { (String::from_utf8_lossy(&o.body)) } }
+                                }
+                            },
+                            Entry::Event(e) => tr {
+                                td { (when(e.created_at)) }
+                                td { "event · " strong { (e.event_type.as_str()) } }
+                                td.muted { (e.id) }
+                            },
+                            Entry::Attempt(d, a) => tr {
+                                td { (when(a.at)) }
+                                td { "delivery · " (d.endpoint) }
+                                td {
+                                    (d.event_type) " → "
+                                    @match a.status { Some(st) => strong class=(if (200..300).contains(&st) { "" } else { "bad" }) { "HTTP " (st) }, None => strong.bad { (a.error.as_deref().unwrap_or("no answer")) } }
+                                    " in " (a.latency_ms) " ms"
+                                    @if let Some(r) = &a.response { details { summary { "answer" } pre { (r) } } }
+                                }
+                            },
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+fn back_to(tx_path: &str, message: &str) -> Response {
+    Redirect::to(&format!("{tx_path}?flash={}", urlencode(message))).into_response()
+}
+
+async fn check(
+    _s: Session,
+    State(app): State<AppState>,
+    Path((provider_id, reference)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(refusal) = csrf_refusal(&app, &form.csrf) {
+        return refusal;
+    }
+    let path = format!(
+        "/transactions/{}/{}",
+        urlencode(&provider_id),
+        urlencode(&reference)
+    );
+    match app.reconciler.check_now(&provider_id, &reference).await {
+        Ok(done) => {
+            if !done.events.is_empty() {
+                app.wake.notify_one();
+            }
+            back_to(
+                &path,
+                &format!("Asked the provider: {}.", done.verdict.as_str()),
+            )
+        }
+        Err(e) => back_to(&path, &format!("Could not check: {e}")),
+    }
+}
+
+async fn redeliver_transaction(
+    _s: Session,
+    State(app): State<AppState>,
+    Path((provider_id, reference)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(refusal) = csrf_refusal(&app, &form.csrf) {
+        return refusal;
+    }
+    let path = format!(
+        "/transactions/{}/{}",
+        urlencode(&provider_id),
+        urlencode(&reference)
+    );
+    let tx = match app.store.transaction(&provider_id, &reference).await {
+        Ok(Some(tx)) => tx,
+        _ => return back_to(&path, "No such transaction."),
+    };
+    match app
+        .store
+        .redeliver(
+            Redeliver::Transaction(tx.id),
+            &app.filters,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+    {
+        Ok(n) => {
+            app.wake.notify_one();
+            back_to(&path, &format!("{n} deliveries queued."))
+        }
+        Err(e) => back_to(&path, &format!("Could not queue: {e}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Needs review
+
+async fn review(_s: Session, State(app): State<AppState>) -> Response {
+    let flagged = match app
+        .store
+        .list_transactions(&TxQuery {
+            needs_review: Some(true),
+            limit: 50,
+            ..TxQuery::default()
+        })
+        .await
+    {
+        Ok(p) => p.items,
+        Err(e) => return super::ApiError::from(e).into_response(),
+    };
+    let mut cases = Vec::new();
+    for tx in flagged {
+        let timeline = match app.store.timeline(tx.id).await {
+            Ok(t) => t,
+            Err(e) => return super::ApiError::from(e).into_response(),
+        };
+        // What set the outcome, and what contradicted it.
+        let kept = timeline
+            .observations
+            .iter()
+            .rfind(|o| {
+                matches!(
+                    o.verdict,
+                    ObservationVerdict::Created | ObservationVerdict::Applied
+                )
+            })
+            .cloned();
+        let contradicting = timeline
+            .observations
+            .iter()
+            .rfind(|o| {
+                matches!(
+                    o.verdict,
+                    ObservationVerdict::Conflict | ObservationVerdict::Unconfirmed
+                )
+            })
+            .cloned();
+        let why = timeline
+            .events
+            .iter()
+            .rev()
+            .find(|e| {
+                matches!(
+                    e.event_type.as_str(),
+                    "transaction.conflict" | "transaction.unresolved"
+                )
+            })
+            .map(|e| (e.event_type.as_str(), e.data.get("conflict").cloned()));
+        cases.push((tx, kept, contradicting, why));
+    }
+    let side = |title: &str, o: &Option<Observation>| {
+        html! {
+            div.card {
+                h2 { (title) }
+                @match o {
+                    Some(o) => {
+                        p { (o.source.as_str()) " · " strong { (o.verdict.as_str()) } " · " (when(o.received_at)) }
+                        @if let Some(d) = &o.detail { p { (d) } }
+                        pre { (String::from_utf8_lossy(&o.body)) }
+                    }
+                    None => p.muted { "—" },
+                }
+            }
+        }
+    };
+    page(
+        "Needs review",
+        "/review",
+        html! {
+            h1 { "Needs review (" (cases.len()) ")" }
+            @if cases.is_empty() { p.muted { "Nothing to review." } }
+            @for (tx, kept, contradicting, why) in &cases {
+                h2 { a href=(tx_link(tx)) { (tx.provider_id) " / " (tx.reference) } " " (state_badge(tx.state)) }
+                @if let Some((kind, evidence)) = why {
+                    p { strong { (kind) } @if let Some(ev) = evidence { " — " code { (ev.to_string()) } } }
+                }
+                div.grid { (side("The outcome lunas kept", kept)) (side("What contradicted it", contradicting)) }
+            }
+        },
+    )
+    .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deliveries
+
+#[derive(Deserialize, Default)]
+pub struct DeliveriesQuery {
+    state: Option<String>,
+    flash: Option<String>,
+}
+
+async fn deliveries(
+    s: Session,
+    State(app): State<AppState>,
+    Query(q): Query<DeliveriesQuery>,
+) -> Response {
+    let state = nonempty(&q.state).and_then(|s| DeliveryState::parse(&s));
+    let page_of = match app
+        .store
+        .list_deliveries(&DeliveryQuery {
+            state,
+            limit: 100,
+            ..DeliveryQuery::default()
+        })
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return super::ApiError::from(e).into_response(),
+    };
+    let stats = app.store.endpoint_stats().await.unwrap_or_default();
+    page(
+        "Deliveries",
+        "/deliveries",
+        html! {
+            h1 { "Deliveries" }
+            (flash(&q.flash))
+            table {
+                thead { tr { th { "Endpoint" } th { "URL" } th { "Pending" } th { "Delivered" } th { "Dead" } th { "Last status" } th { "410 answers" } } }
+                tbody {
+                    @for e in app.endpoints.iter() {
+                        @let st = stats.iter().find(|x| x.endpoint == e.id);
+                        tr {
+                            td { (e.id) } td { (e.url.as_str()) }
+                            td.num { (st.map_or(0, |x| x.pending)) } td.num { (st.map_or(0, |x| x.delivered)) }
+                            td.num { (st.map_or(0, |x| x.dead)) }
+                            td { (st.and_then(|x| x.last_status).map(|x| x.to_string()).unwrap_or_else(|| "—".into())) }
+                            td.num { (st.map_or(0, |x| x.gone)) }
+                        }
+                    }
+                    @if app.endpoints.is_empty() { tr { td colspan="7" .muted { "No [[endpoints]] are configured." } } }
+                }
+            }
+            p {
+                "Show: "
+                a href="/deliveries" { "all" } " · " a href="/deliveries?state=dead" id="dead-letters" { "dead letters" } " · "
+                a href="/deliveries?state=pending" { "pending" } " · " a href="/deliveries?state=delivered" { "delivered" }
+            }
+            @if state == Some(DeliveryState::Dead) && !page_of.items.is_empty() {
+                form method="post" action="/deliveries/redeliver" {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    input type="hidden" name="all_dead" value="1";
+                    button.primary type="submit" id="redeliver-dead" { "Deliver all dead letters again" }
+                }
+            }
+            table {
+                thead { tr { th { "Event" } th { "Endpoint" } th { "State" } th { "Attempts" } th { "Last" } th { "" } } }
+                tbody {
+                    @for d in &page_of.items {
+                        tr {
+                            td { (d.event_type) br; span.muted { (d.event_id) } }
+                            td { (d.endpoint) }
+                            td { strong class=(if d.state == DeliveryState::Dead { "bad" } else { "" }) { (d.state.as_str()) } }
+                            td.num { (d.history.len()) }
+                            td {
+                                @match d.last_status { Some(s) => { "HTTP " (s) }, None => { (d.last_error.as_deref().unwrap_or("—")) } }
+                            }
+                            td {
+                                form method="post" action="/deliveries/redeliver" {
+                                    input type="hidden" name="csrf" value=(s.csrf);
+                                    input type="hidden" name="event_id" value=(d.event_id);
+                                    button type="submit" class="redeliver" { "Redeliver" }
+                                }
+                            }
+                        }
+                    }
+                    @if page_of.items.is_empty() { tr { td colspan="6" .muted { "None." } } }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct RedeliverForm {
+    csrf: String,
+    event_id: Option<String>,
+    all_dead: Option<String>,
+}
+
+async fn redeliver(
+    _s: Session,
+    State(app): State<AppState>,
+    Form(form): Form<RedeliverForm>,
+) -> Response {
+    if let Some(refusal) = csrf_refusal(&app, &form.csrf) {
+        return refusal;
+    }
+    let what = match (form.event_id, form.all_dead) {
+        (Some(id), _) => Redeliver::Event(id),
+        (None, Some(_)) => Redeliver::Dead {
+            since: None,
+            until: None,
+            endpoint: None,
+        },
+        (None, None) => return Redirect::to("/deliveries").into_response(),
+    };
+    let message = match app
+        .store
+        .redeliver(what, &app.filters, OffsetDateTime::now_utc())
+        .await
+    {
+        Ok(n) => {
+            app.wake.notify_one();
+            format!("{n} deliveries queued; they go out within seconds.")
+        }
+        Err(e) => format!("Could not queue: {e}"),
+    };
+    Redirect::to(&format!("/deliveries?flash={}", urlencode(&message))).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Providers
+
+async fn providers(_s: Session, State(app): State<AppState>) -> Response {
+    let health = app.store.provider_health().await.unwrap_or_default();
+    let mut ids: Vec<&String> = app.providers.keys().collect();
+    ids.sort();
+    let since = OffsetDateTime::now_utc() - time::Duration::days(7);
+    let mut charts = Vec::new();
+    for id in &ids {
+        let samples = app
+            .store
+            .balance_history(id, since, 2000)
+            .await
+            .unwrap_or_default();
+        if app.providers[*id].kind != lunas_protocol::ProviderKind::Mcp {
+            charts.push(((*id).clone(), samples, app.providers[*id].low_balance));
+        }
+    }
+    page(
+        "Providers",
+        "/providers",
+        html! {
+            h1 { "Providers" }
+            table {
+                thead { tr { th { "Account" } th { "Kind" } th { "Environment" } th { "Callbacks" } th { "Rejected" } th { "Signature failures" } th { "Last callback (UTC)" } th { "Last balance" } } }
+                tbody {
+                    @for id in &ids {
+                        @let p = &app.providers[*id];
+                        @let h = health.iter().find(|h| &&h.provider_id == id);
+                        tr {
+                            td { (id) } td { (p.kind.as_str()) } td { (p.environment.as_str()) }
+                            td.num { (h.map_or(0, |h| h.callbacks)) }
+                            td.num { (h.map_or(0, |h| h.rejected)) }
+                            td.num { strong class=(if h.is_some_and(|h| h.bad_signatures > 0) { "bad" } else { "" }) { (h.map_or(0, |h| h.bad_signatures)) } }
+                            td { (h.and_then(|h| h.last_callback_at).map(when).unwrap_or_else(|| "—".into())) }
+                            td.num { (money(h.and_then(|h| h.last_balance))) }
+                        }
+                    }
+                }
+            }
+            @for (id, samples, threshold) in &charts {
+                h2 { "Deposit balance: " (id) @if let Some(t) = threshold { span.muted { " (alert below Rp " (group_thousands(*t)) ")" } } }
+                (balance_chart(samples, *threshold))
+            }
+        },
+    )
+    .into_response()
+}
+
+/// The balance over time as an inline SVG polyline, with the alert threshold dashed.
+fn balance_chart(samples: &[lunas_store::BalanceSample], threshold: Option<i64>) -> Markup {
+    const W: i64 = 900;
+    const H: i64 = 180;
+    const PAD: i64 = 10;
+    if samples.len() < 2 {
+        return html! { p.muted { "Not enough reported balances yet (" (samples.len()) ")." } };
+    }
+    let t0 = samples[0].at.unix_timestamp();
+    let t1 = samples[samples.len() - 1].at.unix_timestamp().max(t0 + 1);
+    let mut lo = samples.iter().map(|s| s.balance).min().unwrap_or(0);
+    let mut hi = samples.iter().map(|s| s.balance).max().unwrap_or(0);
+    if let Some(t) = threshold {
+        lo = lo.min(t);
+        hi = hi.max(t);
+    }
+    let hi = hi.max(lo + 1);
+    // Integer arithmetic throughout: positions in whole pixels, money never as a float.
+    let x = |t: i64| PAD + (t - t0) as i128 as i64 * (W - 2 * PAD) / (t1 - t0);
+    let y = |b: i64| PAD + ((hi - b) as i128 * (H - 2 * PAD) as i128 / (hi - lo) as i128) as i64;
+    let points: Vec<String> = samples
+        .iter()
+        .map(|s| format!("{},{}", x(s.at.unix_timestamp()), y(s.balance)))
+        .collect();
+    html! {
+        svg width=(W) height=(H) viewBox=(format!("0 0 {W} {H}")) role="img" aria-label="deposit balance over time" {
+            @if let Some(t) = threshold {
+                line x1=(PAD) x2=(W - PAD) y1=(y(t)) y2=(y(t)) stroke="#e03131" stroke-dasharray="6 4" {}
+            }
+            polyline fill="none" stroke="#1c7ed6" stroke-width="2" points=(points.join(" ")) {}
+            text x=(PAD) y="14" font-size="11" fill="#52606d" { "Rp " (group_thousands(hi)) }
+            text x=(PAD) y=(H - 2) font-size="11" fill="#52606d" { "Rp " (group_thousands(lo)) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rupiah_are_grouped_with_dots() {
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(1000), "1.000");
+        assert_eq!(group_thousands(99_995_833_900), "99.995.833.900");
+        assert_eq!(group_thousands(-25000), "-25.000");
+    }
+
+    #[test]
+    fn refs_are_escaped_in_links() {
+        assert_eq!(urlencode("a/b c"), "a%2Fb%20c");
+    }
+}
