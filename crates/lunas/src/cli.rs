@@ -352,7 +352,7 @@ async fn demo(a: DemoArgs) -> Result<ExitCode, String> {
     .await?;
     println!(
         "\nlunas demo is running (Ctrl-C to stop)\n\n  \
-         gateway      http://{gw}\n  \
+         dashboard    http://{gw}/   (log in with the admin token)\n  \
          admin token  {token}\n  \
          sandbox      http://{sb}   (GET /sandbox/log shows what the providers did)\n  \
          merchant     http://{rx}/hooks/lunas   (verifies every event; see the log lines)\n  \
