@@ -94,10 +94,22 @@ impl PostgresStore {
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let connect = connect_options(url)?;
         let acquire = options.busy_timeout.max(Duration::from_secs(5));
+        let lock_timeout = format!("{}ms", options.busy_timeout.as_millis().max(1));
         let pool = PgPoolOptions::new()
             .max_connections(READERS)
             .min_connections(0)
             .acquire_timeout(acquire)
+            .after_connect(move |conn, _| {
+                // A read never waits on a lock longer than a write would.
+                let lock_timeout = lock_timeout.clone();
+                Box::pin(async move {
+                    sqlx::query("SELECT set_config('lock_timeout', $1, false)")
+                        .bind(lock_timeout)
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
             .connect_with(connect.clone())
             .await
             .map_err(|e| unavailable(format!("cannot connect to PostgreSQL: {e}")))?;

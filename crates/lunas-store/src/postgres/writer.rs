@@ -7,9 +7,12 @@
 //! 1. **Jobs**, each in its own savepoint. A job locks the transaction row it decides on
 //!    (`SELECT ... FOR NO KEY UPDATE`; a new ref is inserted with `ON CONFLICT DO NOTHING` and,
 //!    when another node won the insert, locked and decided again), so `decide` always runs on
-//!    the latest committed state, whichever node holds the other copy of a callback. Claims take
-//!    rows with `FOR UPDATE SKIP LOCKED` and never wait. A job that fails rolls back its
-//!    savepoint alone; one chosen as a deadlock victim is retried (up to three times).
+//!    the latest committed state, whichever node holds the other copy of a callback. Jobs that
+//!    lock a known row run first, sorted by (provider, ref), so that batches of different
+//!    nodes take shared rows in one order. Claims take rows with `FOR UPDATE SKIP LOCKED` and
+//!    never wait. A job that fails rolls back its savepoint alone; should the batch still be
+//!    chosen as a deadlock victim, it is rolled back whole and run again (nothing of it was
+//!    answered yet).
 //! 2. **The tail**, under the feed lock (a transaction-level advisory lock, held to commit): the
 //!    jobs' events are inserted, then the provider counters, balance samples and
 //!    `provider.balance_low` are updated. Because every event is inserted under that lock and
@@ -123,8 +126,8 @@ pub(crate) struct Writer {
 /// How many jobs may wait for the writer before submitters wait too (backpressure).
 const QUEUE: usize = 8192;
 
-/// How often a job chosen as a deadlock victim is tried again within its batch.
-const TRIES: usize = 3;
+/// How often a batch chosen as a deadlock victim is run again.
+const BATCH_TRIES: usize = 5;
 
 impl Writer {
     pub(crate) fn start(pool: PgPool, max_batch: usize, lock_timeout_ms: u64) -> Self {
@@ -156,12 +159,21 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: usize, lock_t
                 Err(_) => break,
             }
         }
-        let results = match commit_batch(&pool, &jobs, lock_timeout_ms).await {
-            Ok(results) => results,
-            Err(e) => {
-                tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; nothing of it is acknowledged");
-                let err = unavailable(e);
-                jobs.iter().map(|_| Err(err.clone())).collect()
+        let mut tries = 0;
+        let results = loop {
+            match commit_batch(&pool, &jobs, lock_timeout_ms).await {
+                Ok(results) => break results,
+                // A deadlock victim (or serialization failure): everything rolled back, so
+                // the other node's batch goes on; do the whole batch again.
+                Err(e) if retryable(&e) && tries < BATCH_TRIES => {
+                    tries += 1;
+                    tracing::debug!(error = %e, tries, "group commit retried");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; nothing of it is acknowledged");
+                    let err = unavailable(e);
+                    break jobs.iter().map(|_| Err(err.clone())).collect();
+                }
             }
         };
         for (job, result) in jobs.drain(..).zip(results) {
@@ -172,12 +184,32 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: usize, lock_t
 
 type Staged = Result<(WriteResult, Tail), StoreError>;
 
+/// The transaction row a job locks, if it is known before running it: jobs run in this order
+/// (keyed jobs first, by key; the rest as queued), so that two nodes' batches lock the rows
+/// they share in the same order and do not deadlock.
+fn lock_key(op: &WriteOp) -> Option<(&str, &str)> {
+    match op {
+        WriteOp::Ingest(Ingest {
+            observation,
+            fact: Some(fact),
+            ..
+        }) => Some((observation.provider_id.as_str(), fact.reference.as_str())),
+        WriteOp::Register(r) => Some((r.provider_id.as_str(), r.reference.as_str())),
+        _ => None,
+    }
+}
+
 /// Runs one batch. `Err` means the transaction as a whole failed (nothing committed).
 async fn commit_batch(
     pool: &PgPool,
     jobs: &[Job],
     lock_timeout_ms: u64,
 ) -> Result<Vec<Result<WriteResult, StoreError>>, sqlx::Error> {
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| {
+        let key = lock_key(&jobs[i].op);
+        (key.is_none(), key, i)
+    });
     let mut tx = pool.begin().await?;
     // Per transaction, so that a connection pooler in transaction mode cannot lose them.
     sqlx::query(
@@ -186,22 +218,23 @@ async fn commit_batch(
     .bind(format!("{lock_timeout_ms}ms"))
     .execute(&mut *tx)
     .await?;
-    let mut staged: Vec<Staged> = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        staged.push(run_job(&mut tx, &job.op).await?);
+    let mut staged: Vec<(usize, Staged)> = Vec::with_capacity(jobs.len());
+    for &i in &order {
+        staged.push((i, run_job(&mut tx, &jobs[i].op).await?));
     }
     if staged
         .iter()
-        .any(|s| matches!(s, Ok((_, tail)) if !tail.is_empty()))
+        .any(|(_, s)| matches!(s, Ok((_, tail)) if !tail.is_empty()))
     {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(FEED_LOCK)
             .execute(&mut *tx)
             .await?;
     }
-    let mut results = Vec::with_capacity(staged.len());
-    for s in staged {
-        results.push(match s {
+    let mut results: Vec<Option<Result<WriteResult, StoreError>>> =
+        (0..jobs.len()).map(|_| None).collect();
+    for (i, s) in staged {
+        results[i] = Some(match s {
             Ok((mut result, tail)) => {
                 finish(&mut tx, &mut result, tail).await?;
                 Ok(result)
@@ -210,42 +243,40 @@ async fn commit_batch(
         });
     }
     tx.commit().await?;
-    Ok(results)
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every job ran"))
+        .collect())
 }
 
-/// Whether a failed statement may succeed if tried again at once.
+/// Whether a failed transaction may succeed if tried again at once.
 fn retryable(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
-/// Runs one job in its savepoint. The outer `Err` is a failure of the transaction itself.
+/// Runs one job in its savepoint. A job that fails rolls back to it and fails alone; the
+/// outer `Err` fails the transaction (a broken connection, or a deadlock, which only a full
+/// rollback resolves: the locks the batch's earlier jobs hold are part of the cycle).
 async fn run_job(c: &mut PgConnection, op: &WriteOp) -> Result<Staged, sqlx::Error> {
-    let mut tries = 0;
-    loop {
-        sqlx::query("SAVEPOINT job").execute(&mut *c).await?;
-        match apply(c, op).await {
-            Ok(out) => {
-                sqlx::query("RELEASE SAVEPOINT job")
-                    .execute(&mut *c)
-                    .await?;
-                return Ok(Ok(out));
-            }
-            Err(e) => {
-                sqlx::query("ROLLBACK TO SAVEPOINT job")
-                    .execute(&mut *c)
-                    .await?;
-                sqlx::query("RELEASE SAVEPOINT job")
-                    .execute(&mut *c)
-                    .await?;
-                tries += 1;
-                if retryable(&e) && tries < TRIES {
-                    tracing::debug!(error = %e, "write job retried");
-                    continue;
-                }
-                return Ok(Err(unavailable(e)));
-            }
+    sqlx::query("SAVEPOINT job").execute(&mut *c).await?;
+    match apply(c, op).await {
+        Ok(out) => {
+            sqlx::query("RELEASE SAVEPOINT job")
+                .execute(&mut *c)
+                .await?;
+            Ok(Ok(out))
+        }
+        Err(e) if retryable(&e) => Err(e),
+        Err(e) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT job")
+                .execute(&mut *c)
+                .await?;
+            sqlx::query("RELEASE SAVEPOINT job")
+                .execute(&mut *c)
+                .await?;
+            Ok(Err(unavailable(e)))
         }
     }
 }
@@ -265,7 +296,14 @@ async fn apply(c: &mut PgConnection, op: &WriteOp) -> Result<(WriteResult, Tail)
             let (rec, created) = register(c, reg).await?;
             plain(WriteResult::Registered(rec, created))
         }
-        WriteOp::Ping => plain(WriteResult::Pong),
+        WriteOp::Ping => {
+            // Ready means a write could proceed: nothing holds a lock that blocks writing
+            // transactions (the writes' own lock, taken and released at once).
+            sqlx::query("LOCK TABLE transactions IN ROW EXCLUSIVE MODE")
+                .execute(&mut *c)
+                .await?;
+            plain(WriteResult::Pong)
+        }
         WriteOp::InitEndpoints(endpoints) => {
             delivery::init_endpoints(c, endpoints).await?;
             plain(WriteResult::Pong)
