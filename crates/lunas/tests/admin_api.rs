@@ -806,13 +806,12 @@ async fn healthz_and_readyz_answer_and_readyz_fails_while_storage_is_locked() {
     assert_eq!((status, body), (200, json!({"status": "ok"})));
     let (status, body) = gw.get("/readyz").await;
     assert_eq!((status, body), (200, json!({"status": "ready"})));
-    let lock = rusqlite::Connection::open(gw.db_path()).unwrap();
-    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let lock = gw.lock_storage().await;
     let (status, body) = gw.get("/readyz").await;
     assert_error((status, &body.to_string()), 503, "storage_unavailable");
     let (status, _) = gw.get("/healthz").await;
     assert_eq!(status, 200);
-    drop(lock);
+    lock.release().await;
     let (status, _) = gw.get("/readyz").await;
     assert_eq!(status, 200);
 }

@@ -583,8 +583,7 @@ async fn a_locked_database_is_503_then_the_same_callback_succeeds_once_released(
         ApiVersion::V1,
     );
 
-    let lock = rusqlite::Connection::open(gw.db_path()).unwrap();
-    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let lock = gw.lock_storage().await;
     let (status, text) = gw.callback("iak", body.clone(), &[]).await;
     let msg = assert_error((status, &text), 503, "storage_unavailable");
     assert!(msg.contains("retry"), "{msg}");
@@ -602,8 +601,7 @@ async fn a_locked_database_is_503_then_the_same_callback_succeeds_once_released(
     assert_eq!(ready["error"]["code"], "storage_unavailable");
     let (status, _) = gw.get("/healthz").await;
     assert_eq!(status, 200, "the process is still alive");
-    lock.execute_batch("ROLLBACK").unwrap();
-    drop(lock);
+    lock.release().await;
 
     assert_eq!(gw.snapshot().await, before, "the 503s changed nothing");
     let (status, ready) = gw.get("/readyz").await;

@@ -65,7 +65,7 @@ listen = "127.0.0.1:0"
 admin_token = "env:LOG_ADMIN_TOKEN"
 
 [storage]
-url = "sqlite://{db}"
+url = "{db}"
 
 [[providers]]
 id = "iak"
@@ -91,7 +91,7 @@ hash_key = "env:LOG_HASH_KEY"
 url = "{hook}"
 secret = "{LOG_WHSEC}"
 "#,
-        db = dir.join("lunas.db").display()
+        db = storage_url(&dir.join("lunas.db"))
     );
     std::fs::write(&path, text).unwrap();
     path

@@ -55,7 +55,7 @@ async fn world(account: &str, provider: &str) -> World {
 [server]
 admin_token = "{TOKEN}"
 [storage]
-url = "sqlite://{db}"
+url = "{db}"
 [[providers]]
 id = "iak"
 kind = "iak"
@@ -81,7 +81,7 @@ first_check_after = "60s"
 backoff = ["60s"]
 timeout_ms = 500
 "#,
-        db = dir.path().join("lunas.db").display()
+        db = common::storage_url(&dir.path().join("lunas.db"))
     );
     let config =
         Config::from_parts(Some(&gateway_text), &[], &|_| None).expect("valid gateway config");
@@ -598,11 +598,12 @@ async fn a_check_claimed_by_a_crashed_worker_is_taken_over_when_its_lease_ends()
     w.top_up("crash-1", "081200004444").await;
     w.provider_works(2).await;
     // Another worker claims the check and dies before recording anything.
-    let other =
-        lunas_store::sqlite::SqliteStore::open(w.dir.path().join("lunas.db"), &Default::default())
-            .await
-            .unwrap();
-    use lunas_store::Store;
+    let other = lunas_store::open(
+        &common::storage_url(&w.dir.path().join("lunas.db")),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     let t = w.t0 + Duration::from_secs(61);
     let claimed = other
         .claim_checks("iak", t, Duration::from_secs(31), 10)

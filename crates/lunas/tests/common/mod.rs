@@ -1,5 +1,10 @@
-//! A real gateway on port 0 with a temporary SQLite database, and helpers that speak to it as
+//! A real gateway on port 0 with a temporary database, and helpers that speak to it as
 //! providers and as the merchant would.
+//!
+//! The database is SQLite by default. When `LUNAS_TEST_POSTGRES_URL` names a PostgreSQL server
+//! (e.g. `postgres://root@127.0.0.1:5432/test`), every gateway gets a fresh PostgreSQL database
+//! instead, created through that URL and dropped when the gateway is dropped (or, should the
+//! test process die first, by the next test process or `.ci/run`).
 #![allow(dead_code)]
 
 pub mod process;
@@ -33,6 +38,127 @@ pub fn mcp_credentials() -> Credentials {
     }
 }
 
+/// The PostgreSQL server the tests use, if any (`LUNAS_TEST_POSTGRES_URL`).
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("LUNAS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Prints why a test that needs one backend does not run on this one.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test} on this backend: {why}");
+}
+
+/// Scratch PostgreSQL databases of this process, by the path they stand for.
+static SCRATCH: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs the future `f` makes on a thread and runtime of its own (usable from sync code inside
+/// a test's runtime).
+fn block_on<T, F, Fut>(f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f())
+    })
+    .join()
+    .unwrap()
+}
+
+/// Drops the scratch databases left by test processes that are gone.
+fn sweep_dead(admin: &str) {
+    let admin = admin.to_owned();
+    block_on(move || async move {
+        let Ok(names) = lunas_store::postgres::list_databases(&admin, "lunas_t_").await else {
+            return;
+        };
+        for name in names {
+            let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = lunas_store::postgres::drop_database(&admin, &name).await;
+            }
+        }
+    });
+}
+
+/// The storage URL for a test database at `db`: the SQLite file itself, or the PostgreSQL
+/// database standing for that path (created the first time it is asked for).
+pub fn storage_url(db: &std::path::Path) -> String {
+    let Some(admin) = postgres_admin_url() else {
+        return format!("sqlite://{}", db.display());
+    };
+    let mut scratch = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, name)) = scratch.iter().find(|(p, _)| p == db) {
+        return lunas_store::postgres::database_url(&admin, name);
+    }
+    if scratch.is_empty() {
+        sweep_dead(&admin);
+    }
+    let name = format!("lunas_t_{}_{}", std::process::id(), scratch.len());
+    let (a, n) = (admin.clone(), name.clone());
+    let url = block_on(move || async move { lunas_store::postgres::create_database(&a, &n).await })
+        .unwrap_or_else(|e| panic!("LUNAS_TEST_POSTGRES_URL={admin}: {e}"));
+    scratch.push((db.to_path_buf(), name));
+    url
+}
+
+/// Drops the PostgreSQL database standing for `db`, if one was made.
+pub fn drop_storage(db: &std::path::Path) {
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let name = {
+        let mut scratch = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = scratch.iter().position(|(p, _)| p == db) else {
+            return;
+        };
+        scratch.remove(i).1
+    };
+    let _ =
+        block_on(move || async move { lunas_store::postgres::drop_database(&admin, &name).await });
+}
+
+/// A lock another process holds on the gateway's storage, so that writes cannot proceed:
+/// SQLite's exclusive database lock, or an exclusive lock on PostgreSQL's transactions table.
+pub enum StorageLock {
+    Sqlite(rusqlite::Connection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl StorageLock {
+    pub async fn take(db: &std::path::Path) -> StorageLock {
+        if postgres_admin_url().is_some() {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&storage_url(db)).await.unwrap();
+            sqlx::raw_sql("BEGIN; LOCK TABLE transactions IN ACCESS EXCLUSIVE MODE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            StorageLock::Postgres(c)
+        } else {
+            let c = rusqlite::Connection::open(db).unwrap();
+            c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            StorageLock::Sqlite(c)
+        }
+    }
+
+    pub async fn release(self) {
+        match self {
+            StorageLock::Sqlite(c) => c.execute_batch("ROLLBACK").unwrap(),
+            StorageLock::Postgres(mut c) => {
+                sqlx::raw_sql("ROLLBACK").execute(&mut c).await.unwrap();
+            }
+        }
+    }
+}
+
 /// The configuration every test starts from; `extra` is appended (more providers, settings).
 pub fn config_text(db: &std::path::Path, extra: &str) -> String {
     format!(
@@ -42,7 +168,7 @@ listen = "127.0.0.1:0"
 admin_token = "{TOKEN}"
 
 [storage]
-url = "sqlite://{db}"
+url = "{url}"
 busy_timeout_ms = 200
 
 [[providers]]
@@ -66,7 +192,7 @@ secret_unbound_id = "0x00aabbccddeeff0011"
 hash_key = "HASHKEY-not-real-01"
 {extra}
 "#,
-        db = db.display()
+        url = storage_url(db)
     )
 }
 
@@ -125,6 +251,11 @@ impl TestGateway {
 
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("lunas.db")
+    }
+
+    /// Holds a lock on this gateway's storage that stops every write (see [`StorageLock`]).
+    pub async fn lock_storage(&self) -> StorageLock {
+        StorageLock::take(&self.db_path()).await
     }
 
     /// Stops the gateway (finishing requests in flight) and starts a new one on the same
@@ -309,6 +440,12 @@ impl TestGateway {
             .iter()
             .map(|e| e["type"].as_str().unwrap().to_owned())
             .collect()
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        drop_storage(&self.db_path());
     }
 }
 
