@@ -42,6 +42,8 @@ async fn receive(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    // A slow merchant: attempts are in flight (and leased) whenever a node dies.
+    tokio::time::sleep(Duration::from_millis(40)).await;
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let reference = v["data"]["ref"].as_str().unwrap_or_default().to_owned();
     let event_type = v["type"].as_str().unwrap_or_default().to_owned();
@@ -346,5 +348,79 @@ poll_ms = 50
     for s in served {
         s.kill().await;
     }
+    drop_storage(&db);
+}
+
+/// `--role api` answers callbacks but delivers nothing; `--role worker` serves only health and
+/// delivers. Runs on either backend (two processes on one SQLite file work too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_and_worker_roles_split_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lunas.db");
+    let (rx_addr, inbox) = start_receiver().await;
+    let extra = format!(
+        r#"
+[[endpoints]]
+id = "merchant"
+url = "http://{rx_addr}/hook"
+secret = "{SECRET}"
+
+[delivery]
+poll_ms = 50
+"#
+    );
+    let text = config_text(&db, &extra).replace("busy_timeout_ms = 200", "busy_timeout_ms = 5000");
+    let config = dir.path().join("lunas.toml");
+    std::fs::write(&config, text).unwrap();
+    let start = |role: &'static str| {
+        let (dir, config) = (dir.path().to_owned(), config.clone());
+        async move {
+            let mut cmd = common::process::lunas(&dir);
+            cmd.args(["serve", "--role", role, "--config"])
+                .arg(&config)
+                .env("LUNAS_LOG", "warn,lunas=info");
+            Served::start_command(cmd).await
+        }
+    };
+    let api = start("api").await;
+    let client = reqwest::Client::new();
+    let body = iak_body(
+        "roles-1",
+        PrepaidStatus::Success,
+        Format::Json,
+        ApiVersion::V2,
+    );
+    let res = client
+        .post(api.url("/callbacks/iak"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The API node has no delivery worker: nothing reaches the merchant until a worker runs.
+    let worker = start("worker").await;
+    let health = client.get(worker.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = client.get(worker.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let admin = client
+        .get(worker.url("/api/v1/transactions"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 404, "a worker serves no API");
+    tokio::time::timeout(BOUND, async {
+        while inbox.lock().unwrap().arrivals.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the worker delivers the event the API node committed");
+    let arrivals = inbox.lock().unwrap().arrivals.clone();
+    assert_eq!(arrivals[0].1, "roles-1");
+    assert_eq!(arrivals[0].2, "transaction.succeeded");
+    api.kill().await;
+    worker.kill().await;
     drop_storage(&db);
 }

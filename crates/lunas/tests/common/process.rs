@@ -55,9 +55,13 @@ impl Served {
         cmd.arg("serve")
             .arg("--config")
             .arg(config)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .envs(env.iter().copied());
+        Self::start_command(cmd).await
+    }
+
+    /// Starts a `lunas serve` command line and waits for its "listening on" line.
+    pub async fn start_command(mut cmd: Command) -> Served {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("lunas serve starts");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut early = Vec::new();
