@@ -22,6 +22,8 @@ use serde_json::Value;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const REFS: usize = 60;
+/// Attempts in flight per node.
+const PER_NODE: usize = 4;
 
 /// What the merchant's endpoint received: (webhook-id, ref, type), in arrival order.
 #[derive(Default)]
@@ -32,8 +34,22 @@ struct Inbox {
     refused: HashSet<String>,
 }
 
+/// The merchant's endpoint: records what arrives; while its gate is closed it holds every
+/// request unanswered (so a node can be killed with attempts surely in flight).
+struct Merchant {
+    inbox: Mutex<Inbox>,
+    open: tokio::sync::watch::Sender<bool>,
+    held: AtomicUsize,
+}
+
+impl Merchant {
+    fn arrivals(&self) -> Vec<(String, String, String)> {
+        self.inbox.lock().unwrap().arrivals.clone()
+    }
+}
+
 async fn receive(
-    State(inbox): State<Arc<Mutex<Inbox>>>,
+    State(merchant): State<Arc<Merchant>>,
     headers: HeaderMap,
     body: String,
 ) -> StatusCode {
@@ -42,12 +58,13 @@ async fn receive(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    // A slow merchant: attempts are in flight (and leased) whenever a node dies.
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    merchant.held.fetch_add(1, Ordering::SeqCst);
+    let _ = merchant.open.subscribe().wait_for(|open| *open).await;
+    merchant.held.fetch_sub(1, Ordering::SeqCst);
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let reference = v["data"]["ref"].as_str().unwrap_or_default().to_owned();
     let event_type = v["type"].as_str().unwrap_or_default().to_owned();
-    let mut inbox = inbox.lock().unwrap();
+    let mut inbox = merchant.inbox.lock().unwrap();
     let flaky = reference
         .rsplit('-')
         .next()
@@ -60,15 +77,19 @@ async fn receive(
     StatusCode::OK
 }
 
-async fn start_receiver() -> (SocketAddr, Arc<Mutex<Inbox>>) {
-    let inbox = Arc::new(Mutex::new(Inbox::default()));
+async fn start_receiver(open: bool) -> (SocketAddr, Arc<Merchant>) {
+    let merchant = Arc::new(Merchant {
+        inbox: Mutex::new(Inbox::default()),
+        open: tokio::sync::watch::Sender::new(open),
+        held: AtomicUsize::new(0),
+    });
     let app = axum::Router::new()
         .route("/hook", axum::routing::post(receive))
-        .with_state(Arc::clone(&inbox));
+        .with_state(Arc::clone(&merchant));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr, inbox)
+    (addr, merchant)
 }
 
 /// The final outcome a ref gets in this run.
@@ -143,7 +164,7 @@ async fn three_nodes_one_killed_lose_nothing_and_keep_order() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lunas.db");
-    let (rx_addr, inbox) = start_receiver().await;
+    let (rx_addr, merchant) = start_receiver(false).await;
     let extra = format!(
         r#"
 [[endpoints]]
@@ -152,6 +173,8 @@ url = "http://{rx_addr}/hook"
 secret = "{SECRET}"
 
 [delivery]
+per_endpoint = {PER_NODE}
+concurrency = {PER_NODE}
 schedule = ["100ms", "200ms", "300ms", "500ms", "500ms", "1s", "1s", "2s", "2s", "5s"]
 timeout_ms = 1000
 lease_ms = 2000
@@ -172,6 +195,7 @@ poll_ms = 50
     let client = reqwest::Client::new();
     let acked = Arc::new(AtomicUsize::new(0));
     let lost = Arc::new(Mutex::new(Vec::<String>::new()));
+    let killed_tx = tokio::sync::watch::Sender::new(false);
 
     // Every ref: a pending callback to one node, then its final callback sent twice at once,
     // to two different nodes. Twenty refs at a time.
@@ -186,7 +210,12 @@ poll_ms = 50
             Arc::clone(&lost),
             Arc::clone(&limit),
         );
+        let mut killed = killed_tx.subscribe();
         tasks.push(tokio::spawn(async move {
+            if i >= REFS / 2 {
+                // The second half is sent after the kill, to the nodes still up.
+                let _ = killed.wait_for(|k| *k).await;
+            }
             let _permit = limit.acquire_owned().await.unwrap();
             let reference = format!("mn-{i}");
             let pending = iak_body(
@@ -211,17 +240,20 @@ poll_ms = 50
         }));
     }
 
-    // Mid-run, node 0 dies without a word: its requests in flight fail, its leases are left.
+    // Mid-run, node 0 dies without a word, once every node has its full share of attempts in
+    // flight (held by the merchant): its callbacks in flight fail, its leases are left behind.
     tokio::time::timeout(BOUND, async {
-        while acked.load(Ordering::SeqCst) < REFS / 3 {
+        while merchant.held.load(Ordering::SeqCst) < 3 * PER_NODE {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await
-    .expect("a third of the callbacks are acknowledged in time");
+    .expect("every node has attempts in flight in time");
     alive[0].store(false, Ordering::SeqCst);
     let killed = served.remove(0);
     let killed_log = killed.kill().await;
+    killed_tx.send_replace(true);
+    merchant.open.send_replace(true);
     for t in tasks {
         tokio::time::timeout(BOUND, t)
             .await
@@ -287,13 +319,7 @@ poll_ms = 50
         .collect();
     let arrived_all = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
-            let got: HashSet<String> = inbox
-                .lock()
-                .unwrap()
-                .arrivals
-                .iter()
-                .map(|a| a.0.clone())
-                .collect();
+            let got: HashSet<String> = merchant.arrivals().iter().map(|a| a.0.clone()).collect();
             if wanted.is_subset(&got) {
                 return;
             }
@@ -301,7 +327,7 @@ poll_ms = 50
         }
     })
     .await;
-    let arrivals = inbox.lock().unwrap().arrivals.clone();
+    let arrivals = merchant.arrivals();
     assert!(
         arrived_all.is_ok(),
         "events never delivered: {:?}\nkilled node's log: {killed_log:#?}",
@@ -357,7 +383,7 @@ poll_ms = 50
 async fn api_and_worker_roles_split_the_work() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lunas.db");
-    let (rx_addr, inbox) = start_receiver().await;
+    let (rx_addr, merchant) = start_receiver(true).await;
     let extra = format!(
         r#"
 [[endpoints]]
@@ -411,13 +437,13 @@ poll_ms = 50
         .unwrap();
     assert_eq!(admin.status(), 404, "a worker serves no API");
     tokio::time::timeout(BOUND, async {
-        while inbox.lock().unwrap().arrivals.is_empty() {
+        while merchant.arrivals().is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await
     .expect("the worker delivers the event the API node committed");
-    let arrivals = inbox.lock().unwrap().arrivals.clone();
+    let arrivals = merchant.arrivals();
     assert_eq!(arrivals[0].1, "roles-1");
     assert_eq!(arrivals[0].2, "transaction.succeeded");
     api.kill().await;
