@@ -333,6 +333,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
 async fn all(c: &Common, a: &AllArgs) -> Result<bool, String> {
     let started = Instant::now();
     let load_before = report::loadavg();
+    let fsync_before = report::fsync_latency(&c.work_dir);
     let command = std::iter::once("target/release/lunas-bench".to_owned())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
@@ -369,7 +370,7 @@ async fn all(c: &Common, a: &AllArgs) -> Result<bool, String> {
         "bad-input",
         bad_input::run(&c.bad_input(&a.bad_input)).await,
     ));
-    let machine = report::machine(&c.work_dir, &c.lunas_bin, &load_before);
+    let machine = report::machine(&c.work_dir, &c.lunas_bin, &load_before, &fsync_before);
     let doc = report::document(&sections, &machine, &command, c.smoke, started.elapsed());
     let out = a.out.clone().unwrap_or_else(|| {
         if c.smoke {

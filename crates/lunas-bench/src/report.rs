@@ -14,8 +14,14 @@ pub fn loadavg() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// What the numbers were measured on. `load_before` is the load average when the run began.
-pub fn machine(work_dir: &Path, lunas_bin: &Path, load_before: &str) -> String {
+/// What the numbers were measured on. `load_before` and `fsync_before` were measured when the
+/// run began; both are measured again now.
+pub fn machine(
+    work_dir: &Path,
+    lunas_bin: &Path,
+    load_before: &str,
+    fsync_before: &(String, Option<u64>),
+) -> String {
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -38,12 +44,19 @@ pub fn machine(work_dir: &Path, lunas_bin: &Path, load_before: &str) -> String {
     let rustc = command_line_output("rustc", &["--version"]).unwrap_or_else(|| "unknown".into());
     let disk = disk_of(work_dir);
     let (fsync, fsync_p50) = fsync_latency(work_dir);
+    let fsync_p50 = fsync_p50.max(fsync_before.1);
     let fsync_note = match fsync_p50 {
         Some(us) if us < 200 => format!(
             "\n\nAn fsync of {} ms means this (virtual) disk acknowledges writes from a cache. \
              Durability costs little here; where an fsync takes about 1 ms, a commit per request \
              would cap ingest near 1,000/s and group commit would matter much more than these \
              figures show.",
+            crate::util::ms(us)
+        ),
+        Some(us) if us >= 1000 => format!(
+            "\n\nAn fsync took {} ms (median) at some point of this run: every group commit \
+             waits that long, which bounds the commit rate and the latency floor; on a shared \
+             virtual disk it varies with the other work on the host.",
             crate::util::ms(us)
         ),
         _ => String::new(),
@@ -86,12 +99,13 @@ pub fn machine(work_dir: &Path, lunas_bin: &Path, load_before: &str) -> String {
          | kernel | Linux {kernel} |\n\
          | rustc | {rustc} |\n\
          | disk (databases) | {disk} |\n\
-         | fsync on that disk (4 KiB write + fdatasync, 200 times) | {fsync} |\n\
+         | fsync on that disk (4 KiB write + fdatasync, 200 times) | when the run began: {fsync_start}; when it ended: {fsync} |\n\
          | load average (1, 5, 15 min) | {load_before} when the run began, {} when it ended (anything well above 0 at the start means other work shared the cores) |\n\
          | lunas | commit {commit}{}; `{}` built {bin_time} |{fsync_note}",
         loadavg(),
         if dirty { " (with uncommitted changes)" } else { "" },
-        lunas_bin.display()
+        lunas_bin.display(),
+        fsync_start = fsync_before.0,
     )
 }
 
