@@ -158,10 +158,12 @@ async fn three_nodes_one_killed_lose_nothing_and_keep_order() {
     if postgres_admin_url().is_none() {
         skip(
             "three_nodes_one_killed_lose_nothing_and_keep_order",
-            "it needs PostgreSQL: set LUNAS_TEST_POSTGRES_URL",
+            "it needs PostgreSQL: set LUNAS_TEST_POSTGRES_URL (the whole suite then runs on \
+             PostgreSQL; without it, on SQLite)",
         );
         return;
     }
+    eprintln!("the black-box suite and this test run on PostgreSQL (LUNAS_TEST_POSTGRES_URL)");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lunas.db");
     let (rx_addr, merchant) = start_receiver(false).await;
