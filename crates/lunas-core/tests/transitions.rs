@@ -193,20 +193,31 @@ fn a_multi_use_va_reports_each_new_payment() {
 }
 
 #[test]
-fn a_paid_va_can_be_refunded_but_not_expired() {
+fn a_paid_va_can_be_refunded_and_a_single_use_one_cannot_also_expire() {
     let d = run(&[
         va(State::Paid, &[("a", 150_000)], 150_000),
         va(State::Expired, &[("a", 150_000)], 150_000),
         va(State::Refunded, &[("a", 150_000)], 150_000),
         va(State::Canceled, &[], 150_000),
     ]);
-    assert_eq!(d[1].verdict, V::Stale);
+    assert_eq!(d[1].verdict, V::Conflict, "expired after paid, single-use");
+    assert_eq!(d[1].record.state, State::Paid, "the money received is kept");
+    assert!(d[1].record.needs_review);
+    assert_eq!(types(&d[1]), ["transaction.conflict"]);
     assert_eq!(
         (d[2].verdict, types(&d[2])),
         (V::Applied, vec!["va.refunded"])
     );
     assert_eq!(d[3].verdict, V::Conflict, "canceled after refunded");
-    assert!(d[3].record.needs_review);
+    assert!(d[3].events.is_empty(), "already flagged");
+}
+
+#[test]
+fn a_multi_use_va_may_expire_after_its_payments() {
+    let mut expired = va(State::Expired, &[("a", 10_000)], 10_000);
+    expired.detail.multi_use = Some(true);
+    let d = run(&[va(State::Paid, &[("a", 10_000)], 10_000), expired]);
+    assert_eq!((d[1].verdict, d[1].record.needs_review), (V::Stale, false));
 }
 
 #[test]
