@@ -11,6 +11,8 @@ use lunas_core::{
     decide, give_up, to_millis, Decision, NewEvent, NewObservation, ObservationVerdict, Source,
     Trust, TxRecord,
 };
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
@@ -105,6 +107,8 @@ impl Writer {
 
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut jobs = Vec::with_capacity(max_batch);
+    // Each provider's last committed balance, so a callback needs no read to compare with it.
+    let mut balances: HashMap<String, Option<i64>> = HashMap::new();
     while let Some(first) = rx.blocking_recv() {
         jobs.push(first);
         while jobs.len() < max_batch {
@@ -113,14 +117,79 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
                 Err(_) => break,
             }
         }
-        let results = commit_batch(&mut conn, &jobs);
+        let results = commit_batch(&mut conn, &jobs, &mut balances);
         for (job, result) in jobs.drain(..).zip(results) {
             let _ = job.reply.send(result);
         }
     }
 }
 
-fn commit_batch(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<WriteResult, StoreError>> {
+/// What a batch changes in the provider counters, written once per provider at its end
+/// instead of once per callback (the counters are a hot row every callback would update).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct BatchState {
+    deltas: HashMap<String, ProviderDelta>,
+    /// The last balance per provider as of the jobs so far (committed ones underneath).
+    balances: HashMap<String, Option<i64>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct ProviderDelta {
+    callbacks: i64,
+    rejected: i64,
+    bad_signatures: i64,
+    last_callback_at: Option<i64>,
+    /// (at, balance) of the latest reported balance.
+    last_balance: Option<(i64, i64)>,
+}
+
+impl BatchState {
+    /// The provider's last balance: from this batch, from the cache, or read once.
+    fn last_balance(&mut self, c: &Connection, provider_id: &str) -> rusqlite::Result<Option<i64>> {
+        if let Some(b) = self.balances.get(provider_id) {
+            return Ok(*b);
+        }
+        let stored: Option<i64> = c
+            .prepare_cached("SELECT last_balance FROM provider_stats WHERE provider_id = ?1")?
+            .query_row([provider_id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        self.balances.insert(provider_id.to_owned(), stored);
+        Ok(stored)
+    }
+
+    /// Writes the counters of the batch.
+    fn flush(&self, c: &Connection) -> rusqlite::Result<()> {
+        for (provider_id, d) in &self.deltas {
+            let (balance_at, balance) = d.last_balance.unzip();
+            c.prepare_cached(
+                "INSERT INTO provider_stats (provider_id, callbacks, rejected, bad_signatures, last_callback_at, \
+                 last_balance, last_balance_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (provider_id) DO UPDATE SET callbacks = callbacks + ?2, rejected = rejected + ?3, \
+                 bad_signatures = bad_signatures + ?4, \
+                 last_callback_at = COALESCE(?5, last_callback_at), \
+                 last_balance = COALESCE(?6, last_balance), \
+                 last_balance_at = COALESCE(?7, last_balance_at)",
+            )?
+            .execute(params![
+                provider_id,
+                d.callbacks,
+                d.rejected,
+                d.bad_signatures,
+                d.last_callback_at,
+                balance,
+                balance_at
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+fn commit_batch(
+    conn: &mut Connection,
+    jobs: &[Job],
+    balances: &mut HashMap<String, Option<i64>>,
+) -> Vec<Result<WriteResult, StoreError>> {
     let fail_all = |e: rusqlite::Error| {
         let err = unavailable(e);
         jobs.iter().map(|_| Err(err.clone())).collect()
@@ -129,24 +198,43 @@ fn commit_batch(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<WriteResult, 
         Ok(tx) => tx,
         Err(e) => return fail_all(e),
     };
+    let mut state = BatchState {
+        deltas: HashMap::new(),
+        balances: balances.clone(),
+    };
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
+        let before = state.clone();
         let result = tx.savepoint().and_then(|sp| {
-            let out = apply(&sp, &job.op)?;
+            let out = apply(&sp, &job.op, &mut state)?;
             sp.commit()?;
             Ok(out)
         });
+        if result.is_err() {
+            // The job's writes were rolled back: so are its counters.
+            state = before;
+        }
         results.push(result.map_err(unavailable));
     }
+    if let Err(e) = state.flush(&tx) {
+        balances.clear();
+        return fail_all(e);
+    }
     match tx.commit() {
-        Ok(()) => results,
-        Err(e) => fail_all(e),
+        Ok(()) => {
+            *balances = state.balances;
+            results
+        }
+        Err(e) => {
+            balances.clear();
+            fail_all(e)
+        }
     }
 }
 
-fn apply(c: &Connection, op: &WriteOp) -> rusqlite::Result<WriteResult> {
+fn apply(c: &Connection, op: &WriteOp, state: &mut BatchState) -> rusqlite::Result<WriteResult> {
     match op {
-        WriteOp::Ingest(ingest) => self::ingest(c, ingest).map(WriteResult::Ingested),
+        WriteOp::Ingest(ingest) => self::ingest(c, ingest, state).map(WriteResult::Ingested),
         WriteOp::Register(reg) => {
             register(c, reg).map(|(r, created)| WriteResult::Registered(r, created))
         }
@@ -184,7 +272,7 @@ fn apply(c: &Connection, op: &WriteOp) -> rusqlite::Result<WriteResult> {
         WriteOp::ClaimCheckOf { id, now, lease_ms } => {
             claim_check_of(c, *id, *now, *lease_ms).map(WriteResult::Flag)
         }
-        WriteOp::RecordCheck(check) => record_check(c, check).map(WriteResult::Ingested),
+        WriteOp::RecordCheck(check) => record_check(c, check, state).map(WriteResult::Ingested),
     }
 }
 
@@ -282,11 +370,15 @@ fn schedule(
             When::At(at) => at,
         }
     };
-    c.prepare_cached(
-        "UPDATE transactions SET next_check_at = ?1, check_attempts = check_attempts + ?2, \
-         check_lease_until = CASE WHEN ?2 = 1 THEN NULL ELSE check_lease_until END WHERE id = ?3",
-    )?
-    .execute(params![next, i64::from(count_attempt), rec.id])?;
+    // `rec` carries the stored schedule (read with it, or NULL when just inserted): an
+    // unchanged schedule needs no write, which saves a statement on most callbacks.
+    if count_attempt || next != rec.next_check_at.map(to_millis) {
+        c.prepare_cached(
+            "UPDATE transactions SET next_check_at = ?1, check_attempts = check_attempts + ?2, \
+             check_lease_until = CASE WHEN ?2 = 1 THEN NULL ELSE check_lease_until END WHERE id = ?3",
+        )?
+        .execute(params![next, i64::from(count_attempt), rec.id])?;
+    }
     rec.next_check_at = next.map(lunas_core::from_millis);
     if count_attempt {
         rec.check_attempts += 1;
@@ -379,6 +471,7 @@ fn insert_observation(
 /// balance is still the one stored.
 fn sample_balance(
     c: &Connection,
+    state: &mut BatchState,
     provider_id: &str,
     at: i64,
     balance: Option<i64>,
@@ -387,11 +480,8 @@ fn sample_balance(
     let Some(balance) = balance else {
         return Ok(Vec::new());
     };
-    let previous: Option<i64> = c
-        .prepare_cached("SELECT last_balance FROM provider_stats WHERE provider_id = ?1")?
-        .query_row([provider_id], |r| r.get(0))
-        .optional()?
-        .flatten();
+    let previous = state.last_balance(c, provider_id)?;
+    state.balances.insert(provider_id.to_owned(), Some(balance));
     if previous != Some(balance) {
         c.prepare_cached(
             "INSERT INTO balance_samples (provider_id, at, balance) VALUES (?1, ?2, ?3)",
@@ -415,35 +505,27 @@ fn sample_balance(
     }
 }
 
-/// Keeps the provider health counters current.
+/// Counts the observation in the provider's health counters (written at the batch's end).
 fn count_for_provider(
-    c: &Connection,
+    state: &mut BatchState,
     obs: &NewObservation,
     verdict: ObservationVerdict,
     balance: Option<i64>,
-) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "INSERT INTO provider_stats (provider_id, callbacks, rejected, bad_signatures, last_callback_at, \
-         last_balance, last_balance_at) VALUES (?1, ?2, ?3, ?4, CASE WHEN ?2 = 1 THEN ?5 END, ?6, \
-         CASE WHEN ?6 IS NOT NULL THEN ?5 END) \
-         ON CONFLICT (provider_id) DO UPDATE SET callbacks = callbacks + ?2, rejected = rejected + ?3, \
-         bad_signatures = bad_signatures + ?4, \
-         last_callback_at = CASE WHEN ?2 = 1 THEN ?5 ELSE last_callback_at END, \
-         last_balance = COALESCE(?6, last_balance), \
-         last_balance_at = CASE WHEN ?6 IS NOT NULL THEN ?5 ELSE last_balance_at END",
-    )?
-    .execute(params![
-        obs.provider_id,
-        i64::from(obs.source == Source::Callback),
-        i64::from(verdict.is_rejection()),
-        i64::from(verdict == ObservationVerdict::BadSignature),
-        to_millis(obs.received_at),
-        balance,
-    ])?;
-    Ok(())
+) {
+    let at = to_millis(obs.received_at);
+    let d = state.deltas.entry(obs.provider_id.clone()).or_default();
+    if obs.source == Source::Callback {
+        d.callbacks += 1;
+        d.last_callback_at = Some(d.last_callback_at.map_or(at, |t| t.max(at)));
+    }
+    d.rejected += i64::from(verdict.is_rejection());
+    d.bad_signatures += i64::from(verdict == ObservationVerdict::BadSignature);
+    if let Some(b) = balance {
+        d.last_balance = Some((at, b));
+    }
 }
 
-fn ingest(c: &Connection, ingest: &Ingest) -> rusqlite::Result<Ingested> {
+fn ingest(c: &Connection, ingest: &Ingest, state: &mut BatchState) -> rusqlite::Result<Ingested> {
     let obs = &ingest.observation;
     let at = to_millis(obs.received_at);
     let (verdict, record, events, linked) = match &ingest.fact {
@@ -485,12 +567,13 @@ fn ingest(c: &Connection, ingest: &Ingest) -> rusqlite::Result<Ingested> {
     let mut events = events;
     events.extend(sample_balance(
         c,
+        state,
         &obs.provider_id,
         at,
         balance,
         ingest.low_balance,
     )?);
-    count_for_provider(c, obs, verdict, balance)?;
+    count_for_provider(state, obs, verdict, balance);
     Ok(Ingested {
         verdict,
         observation_id,
@@ -556,7 +639,11 @@ fn claim_check_of(c: &Connection, id: i64, now: i64, lease_ms: i64) -> rusqlite:
 
 /// Records a status check: its observation, the fact it established (if any), the next check
 /// (or none), and, when the provider's window has passed, the flag for review.
-fn record_check(c: &Connection, check: &CheckRecord) -> rusqlite::Result<Ingested> {
+fn record_check(
+    c: &Connection,
+    check: &CheckRecord,
+    state: &mut BatchState,
+) -> rusqlite::Result<Ingested> {
     let obs = &check.observation;
     let at = to_millis(obs.received_at);
     let current = c
@@ -608,12 +695,13 @@ fn record_check(c: &Connection, check: &CheckRecord) -> rusqlite::Result<Ingeste
     let balance = check.fact.as_ref().and_then(|f| f.detail.balance_after);
     events.extend(sample_balance(
         c,
+        state,
         &obs.provider_id,
         at,
         balance,
         check.low_balance,
     )?);
-    count_for_provider(c, obs, verdict, balance)?;
+    count_for_provider(state, obs, verdict, balance);
     Ok(Ingested {
         verdict,
         observation_id,
