@@ -8,6 +8,7 @@
 //! Nothing is acknowledged before that commit.
 
 mod model;
+mod ops;
 pub mod postgres;
 pub mod sqlite;
 

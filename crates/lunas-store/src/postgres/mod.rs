@@ -27,12 +27,13 @@ use sqlx::{Connection, PgPool, Row};
 use time::OffsetDateTime;
 
 use crate::model::*;
+use crate::ops::{WriteOp, WriteResult};
 use crate::{Store, StoreError};
 use rows::{
     attempt_from_row, delivery_from_row, event_from_row, observation_from_row, tx_from_row,
     ATTEMPT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS, OBSERVATION_COLUMNS, TX_COLUMNS,
 };
-use writer::{WriteOp, WriteResult, Writer};
+use writer::Writer;
 
 /// The migrations, applied in order; `lunas_migrations` records which ran.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];

@@ -35,58 +35,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::rows::{tx_from_row, TX_COLUMNS};
 use super::unavailable;
 use crate::model::*;
+use crate::ops::{WriteOp, WriteResult};
 use crate::StoreError;
 
 /// The advisory lock every event insert is made under (see the module documentation).
 pub(crate) const FEED_LOCK: i64 = 0x6c75_6e61_7301;
-
-#[derive(Debug)]
-pub(crate) enum WriteOp {
-    Ingest(Ingest),
-    Register(Registration),
-    Ping,
-    InitEndpoints(Vec<EndpointFilter>),
-    FanOut {
-        endpoints: Vec<EndpointFilter>,
-        now: i64,
-        limit: usize,
-    },
-    Claim {
-        now: i64,
-        lease_ms: i64,
-        limit: usize,
-        endpoints: Vec<String>,
-    },
-    RecordAttempt(AttemptRecord),
-    Redeliver {
-        what: Redeliver,
-        endpoints: Vec<EndpointFilter>,
-        now: i64,
-    },
-    ClaimChecks {
-        provider_id: String,
-        now: i64,
-        lease_ms: i64,
-        limit: usize,
-    },
-    ClaimCheckOf {
-        id: i64,
-        now: i64,
-        lease_ms: i64,
-    },
-    RecordCheck(CheckRecord),
-}
-
-#[derive(Debug)]
-pub(crate) enum WriteResult {
-    Ingested(Ingested),
-    Registered(TxRecord, bool),
-    Pong,
-    Count(usize),
-    Claimed(Vec<DeliveryJob>),
-    Checks(Vec<TxRecord>),
-    Flag(bool),
-}
 
 /// What a job leaves for the tail of the batch: its events and its provider counters.
 #[derive(Debug, Default)]

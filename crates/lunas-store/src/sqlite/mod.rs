@@ -14,12 +14,13 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use time::OffsetDateTime;
 
 use crate::model::*;
+use crate::ops::{WriteOp, WriteResult};
 use crate::{Store, StoreError};
 use rows::{
     attempt_from_row, delivery_from_row, event_from_row, observation_from_row, tx_from_row,
     ATTEMPT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS, OBSERVATION_COLUMNS, TX_COLUMNS,
 };
-use writer::{WriteOp, WriteResult, Writer};
+use writer::Writer;
 
 /// The migrations, applied in order; `PRAGMA user_version` counts how many ran.
 const MIGRATIONS: &[&str] = &[

@@ -19,55 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::rows::{tx_from_row, TX_COLUMNS};
 use super::unavailable;
 use crate::model::*;
+use crate::ops::{WriteOp, WriteResult};
 use crate::StoreError;
-
-#[derive(Debug)]
-pub(crate) enum WriteOp {
-    Ingest(Ingest),
-    Register(Registration),
-    Ping,
-    InitEndpoints(Vec<EndpointFilter>),
-    FanOut {
-        endpoints: Vec<EndpointFilter>,
-        now: i64,
-        limit: usize,
-    },
-    Claim {
-        now: i64,
-        lease_ms: i64,
-        limit: usize,
-        endpoints: Vec<String>,
-    },
-    RecordAttempt(AttemptRecord),
-    Redeliver {
-        what: Redeliver,
-        endpoints: Vec<EndpointFilter>,
-        now: i64,
-    },
-    ClaimChecks {
-        provider_id: String,
-        now: i64,
-        lease_ms: i64,
-        limit: usize,
-    },
-    ClaimCheckOf {
-        id: i64,
-        now: i64,
-        lease_ms: i64,
-    },
-    RecordCheck(CheckRecord),
-}
-
-#[derive(Debug)]
-pub(crate) enum WriteResult {
-    Ingested(Ingested),
-    Registered(TxRecord, bool),
-    Pong,
-    Count(usize),
-    Claimed(Vec<DeliveryJob>),
-    Checks(Vec<TxRecord>),
-    Flag(bool),
-}
 
 struct Job {
     op: WriteOp,

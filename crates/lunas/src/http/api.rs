@@ -151,18 +151,26 @@ pub async fn show_transaction(
     State(app): State<AppState>,
     Path((provider_id, reference)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let tx = app
-        .store
-        .transaction(&provider_id, &reference)
+    let tx = find_transaction(&app, &provider_id, &reference).await?;
+    let timeline = app.store.timeline(tx.id).await?;
+    Ok(Json(detail_json(&tx, &timeline)))
+}
+
+/// The transaction a path names, or a 404 saying which.
+async fn find_transaction(
+    app: &AppState,
+    provider_id: &str,
+    reference: &str,
+) -> Result<lunas_core::TxRecord, ApiError> {
+    app.store
+        .transaction(provider_id, reference)
         .await?
         .ok_or_else(|| {
             ApiError::not_found(
                 "transaction_not_found",
                 format!("no transaction {reference:?} for provider {provider_id:?}"),
             )
-        })?;
-    let timeline = app.store.timeline(tx.id).await?;
-    Ok(Json(detail_json(&tx, &timeline)))
+        })
 }
 
 /// A transaction with `timeline`: its observations and events merged in time order.
@@ -411,16 +419,7 @@ pub async fn redeliver_transaction(
     State(app): State<AppState>,
     Path((provider_id, reference)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let tx = app
-        .store
-        .transaction(&provider_id, &reference)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "transaction_not_found",
-                format!("no transaction {reference:?} for provider {provider_id:?}"),
-            )
-        })?;
+    let tx = find_transaction(&app, &provider_id, &reference).await?;
     let n = app
         .store
         .redeliver(

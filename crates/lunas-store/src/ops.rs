@@ -1,0 +1,52 @@
+//! The writes a backend's single writer takes from its queue, and what it answers. Shared by
+//! the backends so that a new write is added once and each backend must handle it.
+
+use crate::model::*;
+
+#[derive(Debug)]
+pub(crate) enum WriteOp {
+    Ingest(Ingest),
+    Register(Registration),
+    Ping,
+    InitEndpoints(Vec<EndpointFilter>),
+    FanOut {
+        endpoints: Vec<EndpointFilter>,
+        now: i64,
+        limit: usize,
+    },
+    Claim {
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+        endpoints: Vec<String>,
+    },
+    RecordAttempt(AttemptRecord),
+    Redeliver {
+        what: Redeliver,
+        endpoints: Vec<EndpointFilter>,
+        now: i64,
+    },
+    ClaimChecks {
+        provider_id: String,
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+    },
+    ClaimCheckOf {
+        id: i64,
+        now: i64,
+        lease_ms: i64,
+    },
+    RecordCheck(CheckRecord),
+}
+
+#[derive(Debug)]
+pub(crate) enum WriteResult {
+    Ingested(Ingested),
+    Registered(TxRecord, bool),
+    Pong,
+    Count(usize),
+    Claimed(Vec<DeliveryJob>),
+    Checks(Vec<TxRecord>),
+    Flag(bool),
+}
