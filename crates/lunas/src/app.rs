@@ -78,6 +78,7 @@ impl Gateway {
                 providers: Arc::new(providers),
                 admin_token: Arc::new(admin_token),
                 body_limit: config.server.body_limit,
+                read_timeout: config.server.read_timeout,
                 wake: Arc::new(Notify::new()),
                 check_wake: Arc::new(Notify::new()),
                 reconciler,
@@ -148,9 +149,8 @@ impl Gateway {
                             }
                         }),
                     );
-                let served = axum::serve(listener, health)
-                    .with_graceful_shutdown(shutdown)
-                    .await;
+                let served =
+                    serve_router(listener, health, self.state.read_timeout, shutdown).await;
                 workers.stop().await;
                 served
             }
@@ -183,13 +183,74 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let read_timeout = self.state.read_timeout;
+        serve_router(listener, self.router(), read_timeout, shutdown).await
     }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight
+/// finish. Like `axum::serve`, plus a timer: a client must send a request's head within
+/// `read_timeout` (which also closes a kept-alive connection that stays silent that long), so
+/// slow or silent clients cannot hold connections forever.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    read_timeout: std::time::Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use tower::Service as _;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let watcher = graceful.watcher();
+        let service = hyper::service::service_fn(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let mut router = router.clone();
+                async move { router.call(req.map(axum::body::Body::new)).await }
+            },
+        );
+        tokio::spawn(async move {
+            // A client that connects and says nothing is let go: the protocol detection below
+            // would otherwise wait for its first byte forever.
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(read_timeout, stream.peek(&mut first)).await,
+                Ok(Ok(1))
+            ) {
+                return;
+            }
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(read_timeout);
+            builder.http2().timer(TokioTimer::new());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let _ = watcher.watch(connection.into_owned()).await;
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown()).await;
+    Ok(())
 }
 
 /// What one `lunas serve` process does. With several nodes on one PostgreSQL database, API

@@ -56,6 +56,8 @@ struct RawServer {
     admin_token: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_u64")]
     body_limit: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    read_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +167,9 @@ pub struct ServerConfig {
     pub admin_token: Option<Secret>,
     /// The largest callback body accepted, in bytes.
     pub body_limit: usize,
+    /// How long a client may take to send a request's head (and, between requests, how long a
+    /// kept-alive connection may stay silent), and then its body.
+    pub read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -505,6 +510,17 @@ fn validate(
         }
     };
 
+    let read_timeout = match raw.server.read_timeout_ms {
+        None => Duration::from_secs(30),
+        Some(ms) if (100..=600_000).contains(&ms) => Duration::from_millis(ms),
+        Some(ms) => {
+            errors.push(format!(
+                "server.read_timeout_ms: {ms} is outside 100..=600000"
+            ));
+            Duration::from_secs(30)
+        }
+    };
+
     let url = raw.storage.url.unwrap_or_else(|| DEFAULT_STORAGE.into());
     // A PostgreSQL URL may hold a password: it may be given as env:VAR like any secret.
     let url = if url.starts_with("env:") {
@@ -634,6 +650,7 @@ fn validate(
                 listen,
                 admin_token,
                 body_limit,
+                read_timeout,
             },
             storage: StorageConfig { url, busy_timeout },
             providers,

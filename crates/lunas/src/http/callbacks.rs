@@ -70,7 +70,25 @@ pub async fn receive(
             .callback(&provider_id, "too_large", started.elapsed());
         return too_large(app.body_limit);
     }
-    let bytes = match Limited::new(body, app.body_limit).collect().await {
+    let collected = tokio::time::timeout(
+        app.read_timeout,
+        Limited::new(body, app.body_limit).collect(),
+    )
+    .await;
+    let Ok(collected) = collected else {
+        app.metrics
+            .callback(&provider_id, "timeout", started.elapsed());
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the body did not arrive within {} ms",
+                app.read_timeout.as_millis()
+            ),
+        )
+        .into_response();
+    };
+    let bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             app.metrics

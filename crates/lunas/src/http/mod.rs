@@ -25,6 +25,8 @@ pub struct AppState {
     pub providers: Arc<HashMap<String, ProviderConfig>>,
     pub admin_token: Arc<Secret>,
     pub body_limit: usize,
+    /// How long a callback's body may take to arrive.
+    pub read_timeout: std::time::Duration,
     /// Wakes the delivery worker when new events are committed.
     pub wake: Arc<tokio::sync::Notify>,
     /// Wakes the reconciler when a callback claim waits for confirmation.

@@ -1,0 +1,86 @@
+//! Slow and silent clients cannot hold connections: a request head must arrive within
+//! `server.read_timeout_ms` (also the longest a kept-alive connection may stay silent), and a
+//! callback body within the same time, else 408. Meanwhile other clients are served.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use lunas_protocol::iak::prepaid::PrepaidStatus;
+use lunas_protocol::{ApiVersion, Format};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+async fn gateway() -> TestGateway {
+    TestGateway::start_with_env("", &[("LUNAS__SERVER__READ_TIMEOUT_MS", "300")]).await
+}
+
+/// Reads until the server closes the connection (bounded); returns what it said.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    tokio::time::timeout(LIMIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed() {
+    let gw = gateway().await;
+    let mut silent = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    assert_eq!(until_closed(&mut silent).await, "", "closed without a word");
+}
+
+#[tokio::test]
+async fn a_request_head_that_never_ends_is_cut_off_while_others_are_served() {
+    let gw = gateway().await;
+    let mut slow = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    slow.write_all(b"POST /callbacks/iak HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Another client is served while the slow one dawdles.
+    let (status, _) = gw
+        .callback(
+            "iak",
+            iak_body(
+                "while-slow",
+                PrepaidStatus::Success,
+                Format::Json,
+                ApiVersion::V2,
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let said = until_closed(&mut slow).await;
+    assert!(!said.contains("200 OK"), "{said}");
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_answered_408_and_changes_nothing() {
+    let gw = gateway().await;
+    let mut slow = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    slow.write_all(
+        b"POST /callbacks/iak HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"data\":",
+    )
+    .await
+    .unwrap();
+    let said = until_closed(&mut slow).await;
+    assert!(said.starts_with("HTTP/1.1 408"), "{said}");
+    assert!(said.contains("request_timeout"), "{said}");
+    assert!(gw.events().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_that_goes_silent_is_closed() {
+    let gw = gateway().await;
+    let mut idle = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let said = until_closed(&mut idle).await;
+    assert!(said.starts_with("HTTP/1.1 200"), "answered first: {said}");
+}
