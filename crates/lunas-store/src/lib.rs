@@ -7,6 +7,7 @@
 //! transaction (each in its own savepoint) and commits once, durably, then answers them all.
 //! Nothing is acknowledged before that commit.
 
+mod columns;
 mod model;
 mod ops;
 pub mod postgres;

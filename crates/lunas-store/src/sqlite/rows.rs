@@ -5,19 +5,10 @@ use lunas_core::{
     ObservationVerdict, Source, TxRecord,
 };
 use lunas_protocol::{State, TxKind};
+
+pub(crate) use crate::columns::*;
 use rusqlite::types::Type;
 use rusqlite::Row;
-
-pub(crate) const TX_COLUMNS: &str =
-    "id, provider_id, ref, kind, state, needs_review, amount, product_code, \
-     customer_id, provider_transaction_id, order_id, response_code, message, serial_number, pin, \
-     activation_code, balance_after, total_paid, payments, created_at, updated_at, unconfirmed, \
-     next_check_at, check_attempts";
-
-pub(crate) const OBSERVATION_COLUMNS: &str =
-    "id, provider_id, ref, source, received_at, content_type, remote_addr, body, body_size, verdict, detail";
-
-pub(crate) const EVENT_COLUMNS: &str = "seq, id, type, transaction_id, created_at, data";
 
 fn bad(col: usize, what: &str, value: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -97,10 +88,6 @@ pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
     })
 }
 
-pub(crate) const DELIVERY_COLUMNS: &str =
-    "d.id, d.event_seq, e.id, e.type, d.transaction_id, d.endpoint, d.state, \
-     d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.updated_at";
-
 pub(crate) fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
     let state: String = r.get(6)?;
     Ok(Delivery {
@@ -120,8 +107,6 @@ pub(crate) fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
         history: Vec::new(),
     })
 }
-
-pub(crate) const ATTEMPT_COLUMNS: &str = "attempted_at, status, latency_ms, response, error";
 
 pub(crate) fn attempt_from_row(r: &Row<'_>) -> rusqlite::Result<Attempt> {
     Ok(Attempt {
