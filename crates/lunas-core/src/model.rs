@@ -33,6 +33,95 @@ pub struct VaPayment {
     pub paid_time: Option<String>,
 }
 
+/// One refund out of a virtual account, as the provider reported it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VaRefund {
+    pub amount: i64,
+    pub refund_time: Option<String>,
+}
+
+/// Why a transaction is flagged for review: one entry per distinct contradiction, so that a
+/// replayed message raises no second alarm while a new contradiction always does.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Flag {
+    /// What kind of problem: `conflict`, `mismatch`, `different_goods`, `payment_after_final`,
+    /// `paid_again`, `overpaid`, `closed_with_money`, `unconfirmed_payment`, `inferred_failure`,
+    /// `unresolved`, `contradictory_message`, `refund_exceeds_payments`.
+    pub reason: String,
+    /// Tells this contradiction apart from others of its reason (never a customer's goods in
+    /// clear: those are digested).
+    pub key: String,
+    /// When it was seen first (RFC 3339).
+    pub at: String,
+}
+
+/// The most flags one transaction keeps; past it the transaction stays flagged but no new
+/// alarm is raised (a replayed, altered callback cannot grow a record or the event feed
+/// without bound).
+pub const MAX_FLAGS: usize = 32;
+
+/// What lunas keeps about a transaction beyond its columns: a VA's terms and refunds, why it is
+/// flagged, and what the reconciler still has to watch. The stores keep it as one JSON column.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct TxExtra {
+    /// VA: whether it takes several payments (from the first message that said so; a later
+    /// message cannot change it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_use: Option<bool>,
+    /// VA: `CLOSED`, `OPEN` or `PARTIAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_system: Option<String>,
+    /// VA: when it stops taking payments (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// VA: every distinct refund seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<VaRefund>,
+    /// The outcome was inferred by lunas (a grace period ran out), not reported by the
+    /// provider: it is provisional, and a real outcome wins over it. Holds the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<String>,
+    /// Keep asking the provider until then (ms), although the state is final: a provisional
+    /// failure, an open or multi-use VA that may still take payments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_until: Option<i64>,
+    /// Since when the provider has said it has no record of the transaction (ms); grace periods
+    /// count from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unanswered_since: Option<i64>,
+    /// Why the transaction is flagged, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<Flag>,
+}
+
+impl TxExtra {
+    pub fn is_empty(&self) -> bool {
+        *self == TxExtra::default()
+    }
+
+    /// The JSON the stores keep (`None` when there is nothing to keep).
+    pub fn to_column(&self) -> Option<String> {
+        (!self.is_empty()).then(|| serde_json::to_string(self).expect("extra serialises"))
+    }
+
+    /// Reads the stored JSON back.
+    pub fn from_column(text: Option<&str>) -> Result<Self, serde_json::Error> {
+        match text {
+            None | Some("") => Ok(TxExtra::default()),
+            Some(t) => serde_json::from_str(t),
+        }
+    }
+
+    /// VA: the total refunded so far.
+    pub fn total_refunded(&self) -> Option<i64> {
+        (!self.refunds.is_empty()).then(|| {
+            self.refunds
+                .iter()
+                .fold(0i64, |acc, r| acc.saturating_add(r.amount))
+        })
+    }
+}
+
 /// Everything lunas knows about one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxRecord {
@@ -71,6 +160,8 @@ pub struct TxRecord {
     pub next_check_at: Option<OffsetDateTime>,
     /// Status checks made so far. Kept by the store.
     pub check_attempts: i64,
+    /// VA terms, refunds, review flags and what the reconciler watches.
+    pub extra: TxExtra,
 }
 
 /// An outcome a message claimed, held until the provider confirms it.
@@ -81,6 +172,9 @@ pub struct Claim {
     pub detail: Detail,
     /// When it was claimed (RFC 3339).
     pub at: String,
+    /// VA: the payments the claim listed (the provider must show them too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payments: Vec<VaPayment>,
 }
 
 /// How far a fact is to be believed.
@@ -121,7 +215,20 @@ impl TxRecord {
             unconfirmed: None,
             next_check_at: None,
             check_attempts: 0,
+            extra: TxExtra::default(),
         }
+    }
+
+    /// Whether the reconciler still has something to ask the provider at `now`: an open
+    /// outcome, a claim to confirm, or a final state that is watched (a provisional failure, an
+    /// open or multi-use VA until it expires).
+    pub fn wants_check(&self, now: OffsetDateTime) -> bool {
+        !self.state.is_final()
+            || self.unconfirmed.is_some()
+            || self
+                .extra
+                .watch_until
+                .is_some_and(|until| to_millis(now) < until)
     }
 
     /// The transaction as the admin API and every event show it (product.md §7).
@@ -145,14 +252,35 @@ impl TxRecord {
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
         });
+        let m = v.as_object_mut().expect("an object");
         if let Some(claim) = &self.unconfirmed {
-            v["unconfirmed_state"] = json!(claim.state);
+            m.insert("unconfirmed_state".into(), json!(claim.state));
+        }
+        if let Some(reason) = &self.extra.inferred {
+            m.insert("inferred".into(), json!(reason));
+        }
+        if !self.extra.flags.is_empty() {
+            let reasons: Vec<Value> = self
+                .extra
+                .flags
+                .iter()
+                .map(|f| json!({"reason": f.reason, "at": f.at}))
+                .collect();
+            m.insert("review_reasons".into(), Value::Array(reasons));
         }
         if self.kind == TxKind::Va {
-            let m = v.as_object_mut().expect("an object");
+            let x = &self.extra;
             m.insert("order_id".into(), json!(self.order_id));
             m.insert("total_paid".into(), json!(self.total_paid));
             m.insert("payments".into(), json!(self.payments));
+            m.insert("payment_system".into(), json!(x.payment_system));
+            m.insert("is_multi_use".into(), json!(x.multi_use));
+            m.insert(
+                "expires_at".into(),
+                json!(x.expires_at.map(|t| rfc3339(from_millis(t)))),
+            );
+            m.insert("total_refunded".into(), json!(x.total_refunded()));
+            m.insert("refunds".into(), json!(x.refunds));
         }
         v
     }
@@ -169,6 +297,45 @@ pub struct Fact {
     pub detail: Detail,
     /// VA: the payments the message lists.
     pub payments: Vec<VaPayment>,
+    /// VA: the refunds the message lists.
+    pub refunds: Vec<VaRefund>,
+    /// How the fact was come by.
+    pub basis: Basis,
+}
+
+impl Fact {
+    /// A fact the provider reported, with no payments or refunds.
+    pub fn reported(kind: TxKind, reference: &str, state: Option<State>, detail: Detail) -> Self {
+        Fact {
+            kind,
+            reference: reference.to_owned(),
+            state,
+            detail,
+            payments: Vec::new(),
+            refunds: Vec::new(),
+            basis: Basis::Reported,
+        }
+    }
+}
+
+/// How a fact was come by, which decides how far it can move a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Basis {
+    /// The provider said it.
+    #[default]
+    Reported,
+    /// The message contradicts itself (a success status with a failure code, money in a
+    /// currency other than rupiah): it is recorded, changes nothing, and flags the transaction.
+    Contradictory(String),
+    /// The provider said it has no record of the transaction (yet). Grace periods count from
+    /// the first such answer.
+    Unanswered,
+    /// lunas inferred the state because a grace period ran out: provisional, flagged, watched
+    /// until `watch_until`, and overturned by any real outcome.
+    Inferred {
+        reason: String,
+        watch_until: OffsetDateTime,
+    },
 }
 
 /// The descriptive fields a message may carry; `None` means "not said".
@@ -189,6 +356,12 @@ pub struct Detail {
     /// VA: whether the account takes several payments (and may expire after being paid).
     #[serde(default)]
     pub multi_use: Option<bool>,
+    /// VA: `CLOSED`, `OPEN` or `PARTIAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_system: Option<String>,
+    /// VA: when it stops taking payments.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// Where an observation came from.
@@ -236,6 +409,9 @@ pub enum ObservationVerdict {
     Unrecognized,
     /// The message is about a transaction of another kind under the same ref.
     KindMismatch,
+    /// The message names the ref but another provider transaction (another `tr_id`,
+    /// `transaction_id` or `order_id`): not applied, flagged for review.
+    Mismatch,
     /// Refused: the signature does not verify.
     BadSignature,
     /// Refused: the body could not be parsed.
@@ -249,7 +425,7 @@ pub enum ObservationVerdict {
 }
 
 impl ObservationVerdict {
-    pub const ALL: [ObservationVerdict; 13] = [
+    pub const ALL: [ObservationVerdict; 14] = [
         ObservationVerdict::Created,
         ObservationVerdict::Applied,
         ObservationVerdict::Updated,
@@ -258,6 +434,7 @@ impl ObservationVerdict {
         ObservationVerdict::Conflict,
         ObservationVerdict::Unrecognized,
         ObservationVerdict::KindMismatch,
+        ObservationVerdict::Mismatch,
         ObservationVerdict::BadSignature,
         ObservationVerdict::Malformed,
         ObservationVerdict::ForbiddenSource,
@@ -275,6 +452,7 @@ impl ObservationVerdict {
             ObservationVerdict::Conflict => "conflict",
             ObservationVerdict::Unrecognized => "unrecognized",
             ObservationVerdict::KindMismatch => "kind_mismatch",
+            ObservationVerdict::Mismatch => "mismatch",
             ObservationVerdict::BadSignature => "bad_signature",
             ObservationVerdict::Malformed => "malformed",
             ObservationVerdict::ForbiddenSource => "forbidden_source",
@@ -327,6 +505,9 @@ pub enum EventType {
     TransactionFailed,
     TransactionUpdated,
     TransactionConflict,
+    /// A message reported another product, customer, amount or identity than the one asked
+    /// for: the asked values are kept and the transaction is flagged.
+    TransactionMismatch,
     /// No outcome within the provider's window: flagged for review.
     TransactionUnresolved,
     VaPaymentReceived,
@@ -339,12 +520,13 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         EventType::TransactionPending,
         EventType::TransactionSucceeded,
         EventType::TransactionFailed,
         EventType::TransactionUpdated,
         EventType::TransactionConflict,
+        EventType::TransactionMismatch,
         EventType::TransactionUnresolved,
         EventType::VaPaymentReceived,
         EventType::VaPaid,
@@ -361,6 +543,7 @@ impl EventType {
             EventType::TransactionFailed => "transaction.failed",
             EventType::TransactionUpdated => "transaction.updated",
             EventType::TransactionConflict => "transaction.conflict",
+            EventType::TransactionMismatch => "transaction.mismatch",
             EventType::TransactionUnresolved => "transaction.unresolved",
             EventType::VaPaymentReceived => "va.payment_received",
             EventType::VaPaid => "va.paid",
@@ -470,4 +653,32 @@ impl Observation {
         );
         Value::Object(m)
     }
+}
+
+/// The provider-level events a reported deposit balance raises: `provider.balance_low` when it
+/// crosses below the account's threshold. (Balances of concurrent purchases arrive in any
+/// order, so a rise between two purchases says nothing; a rise within one purchase is a
+/// conflict of that transaction, see the transition rules.)
+pub fn balance_events(
+    provider_id: &str,
+    previous: Option<i64>,
+    balance: i64,
+    low_balance: Option<i64>,
+    at: OffsetDateTime,
+) -> Vec<NewEvent> {
+    let mut events = Vec::new();
+    if let Some(threshold) = low_balance {
+        if balance < threshold && previous.is_none_or(|p| p >= threshold) {
+            events.push(NewEvent {
+                event_type: EventType::ProviderBalanceLow,
+                data: json!({
+                    "provider_id": provider_id,
+                    "balance": balance,
+                    "threshold": threshold,
+                    "at": rfc3339(at),
+                }),
+            });
+        }
+    }
+    events
 }

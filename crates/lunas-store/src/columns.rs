@@ -4,7 +4,7 @@ pub(crate) const TX_COLUMNS: &str =
     "id, provider_id, ref, kind, state, needs_review, amount, product_code, \
      customer_id, provider_transaction_id, order_id, response_code, message, serial_number, pin, \
      activation_code, balance_after, total_paid, payments, created_at, updated_at, unconfirmed, \
-     next_check_at, check_attempts";
+     next_check_at, check_attempts, extra";
 
 pub(crate) const OBSERVATION_COLUMNS: &str = "id, provider_id, ref, source, received_at, content_type, remote_addr, body, body_size, verdict, detail";
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lunas_core::{Detail, Fact, NewObservation, ObservationVerdict as V, Source};
+use lunas_core::{Basis, Detail, Fact, NewObservation, ObservationVerdict as V, Source};
 use lunas_protocol::{State, TxKind};
 use lunas_store::sqlite::SqliteStore;
 use lunas_store::{
@@ -120,6 +120,8 @@ fn fact(reference: &str, state: State, balance: Option<i64>) -> Fact {
             ..Detail::default()
         },
         payments: vec![],
+        refunds: vec![],
+        basis: Basis::Reported,
     }
 }
 

@@ -5,15 +5,16 @@
 //! API, and moved by the same transition rules as callbacks. Provider errors, timeouts, 5xx,
 //! refusals and garbage are never an outcome: the transaction waits for the next check, on a
 //! per-provider backoff and within a per-provider rate budget. A "not found" (prepaid `06`) or a
-//! postpaid "payment not received" (status 0) becomes `failed` only after its grace period.
-//! After the provider's window the transaction is flagged `needs_review` with a
-//! `transaction.unresolved` event, and checks stop.
+//! postpaid "payment not received" (status 0) becomes an *inferred* `failed` only when the
+//! provider has said so for a whole grace period: flagged for review and still checked until
+//! the provider's window ends, so that a real outcome can overturn it. After the window an open
+//! transaction is flagged `needs_review` with a `transaction.unresolved` event, and checks stop.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lunas_core::{Detail, Fact, NewObservation, ObservationVerdict, Source, TxRecord};
+use lunas_core::{Basis, Detail, Fact, NewObservation, ObservationVerdict, Source, TxRecord};
 use lunas_protocol::{State, TxKind};
 use lunas_store::{CheckRecord, Ingested, Store, StoreError};
 use time::OffsetDateTime;
@@ -273,23 +274,35 @@ async fn check_one(
     let checked = providers::check_status(&checker.client, config, &tx).await;
     let age: Duration = (now - tx.created_at).try_into().unwrap_or_default();
     let r = &config.reconcile;
+    // Grace periods count from the provider's first "no such transaction" answer, not from
+    // registration: a bill registered at inquiry may be paid much later.
+    let unanswered_for = |grace: Duration| {
+        tx.extra.unanswered_since.is_some_and(|since| {
+            let since = lunas_core::from_millis(since);
+            (now - since).try_into().unwrap_or(Duration::ZERO) >= grace
+        })
+    };
+    // The provider's window, until which an inferred failure is still checked.
+    let window_end = tx.created_at + r.give_up_after;
     let fact = match checked.outcome {
         CheckOutcome::Answered(fact) => Some(fact),
-        CheckOutcome::NotFound if tx.kind != TxKind::Va && age >= r.not_found_grace => {
-            Some(failed(
+        CheckOutcome::NotFound if tx.kind != TxKind::Va && unanswered_for(r.not_found_grace) => {
+            Some(inferred_failure(
                 &tx,
                 "06",
-                "not_found: the provider has no such transaction after the grace period",
+                "not_found: the provider has had no such transaction for the whole grace period",
+                window_end,
             ))
         }
-        CheckOutcome::NotReceived(_) if age >= r.postpaid_grace => Some(failed(
+        CheckOutcome::NotReceived(_) if unanswered_for(r.postpaid_grace) => Some(inferred_failure(
             &tx,
             "42",
-            "not_received: the payment request never reached the provider within the grace period",
+            "not_received: the payment request has not reached the provider for the whole grace period",
+            window_end,
         )),
         // Within the grace period the answer is "still open".
-        CheckOutcome::NotFound => Some(still_open(&tx)),
-        CheckOutcome::NotReceived(fact) => Some(fact),
+        CheckOutcome::NotFound => Some(unanswered(&tx, None)),
+        CheckOutcome::NotReceived(fact) => Some(unanswered(&tx, Some(fact))),
         CheckOutcome::Failed(why) => {
             tracing::info!(provider = %config.id, reference = %tx.reference, why = %why, "status check gave no outcome");
             None
@@ -332,26 +345,36 @@ async fn check_one(
     Ok(done)
 }
 
-fn failed(tx: &TxRecord, code: &str, message: &str) -> Fact {
-    Fact {
-        kind: tx.kind,
-        reference: tx.reference.clone(),
-        state: Some(State::Failed),
-        detail: Detail {
+/// A failure lunas infers when a grace period runs out: provisional, flagged, and checked
+/// until the provider's window ends.
+fn inferred_failure(tx: &TxRecord, code: &str, message: &str, window_end: OffsetDateTime) -> Fact {
+    let mut fact = Fact::reported(
+        tx.kind,
+        &tx.reference,
+        Some(State::Failed),
+        Detail {
             response_code: Some(code.into()),
             message: Some(message.into()),
             ..Detail::default()
         },
-        payments: Vec::new(),
-    }
+    );
+    fact.basis = Basis::Inferred {
+        reason: message.split(':').next().unwrap_or(message).to_owned(),
+        watch_until: window_end,
+    };
+    fact
 }
 
-fn still_open(tx: &TxRecord) -> Fact {
-    Fact {
-        kind: tx.kind,
-        reference: tx.reference.clone(),
-        state: Some(tx.kind.initial_state()),
-        detail: Detail::default(),
-        payments: Vec::new(),
-    }
+/// The provider has no record of the transaction (yet): still open, and the grace period runs.
+fn unanswered(tx: &TxRecord, answer: Option<Fact>) -> Fact {
+    let mut fact = answer.unwrap_or_else(|| {
+        Fact::reported(
+            tx.kind,
+            &tx.reference,
+            Some(tx.kind.initial_state()),
+            Detail::default(),
+        )
+    });
+    fact.basis = Basis::Unanswered;
+    fact
 }

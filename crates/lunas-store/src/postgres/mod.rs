@@ -36,7 +36,10 @@ use rows::{
 use writer::Writer;
 
 /// The migrations, applied in order; `lunas_migrations` records which ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_extra.sql"),
+];
 
 /// The advisory lock migrations run under.
 const MIGRATE_LOCK: i64 = 0x6c75_6e61_7300;

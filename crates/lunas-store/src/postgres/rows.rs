@@ -55,6 +55,11 @@ pub(crate) fn tx_from_row(r: &PgRow) -> Result<TxRecord, sqlx::Error> {
         unconfirmed: unconfirmed.map(|s| json(21, &s)).transpose()?,
         next_check_at: r.try_get::<Option<i64>, _>(22)?.map(from_millis),
         check_attempts: r.try_get(23)?,
+        extra: lunas_core::TxExtra::from_column(r.try_get::<Option<String>, _>(24)?.as_deref())
+            .map_err(|e| sqlx::Error::ColumnDecode {
+                index: "24".into(),
+                source: e.into(),
+            })?,
     })
 }
 

@@ -369,16 +369,16 @@ async fn save_tx(c: &mut PgConnection, rec: &TxRecord) -> Result<Option<TxRecord
     let sql = if rec.id == 0 {
         "INSERT INTO transactions (kind, state, needs_review, amount, product_code, customer_id, \
          provider_transaction_id, order_id, response_code, message, serial_number, pin, activation_code, \
-         balance_after, total_paid, payments, created_at, updated_at, unconfirmed, provider_id, ref) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+         balance_after, total_paid, payments, created_at, updated_at, unconfirmed, extra, provider_id, ref) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
          ON CONFLICT (provider_id, ref) DO NOTHING RETURNING id"
     } else {
         // The key columns are never written, so this takes a FOR NO KEY UPDATE lock only.
         "UPDATE transactions SET kind = $1, state = $2, needs_review = $3, amount = $4, product_code = $5, \
          customer_id = $6, provider_transaction_id = $7, order_id = $8, response_code = $9, message = $10, \
          serial_number = $11, pin = $12, activation_code = $13, balance_after = $14, total_paid = $15, \
-         payments = $16, created_at = $17, updated_at = $18, unconfirmed = $19 \
-         WHERE provider_id = $20 AND ref = $21 AND id = $22 RETURNING id"
+         payments = $16, created_at = $17, updated_at = $18, unconfirmed = $19, extra = $20 \
+         WHERE provider_id = $21 AND ref = $22 AND id = $23 RETURNING id"
     };
     let mut query = sqlx::query(sql)
         .bind(rec.kind.as_str())
@@ -400,6 +400,7 @@ async fn save_tx(c: &mut PgConnection, rec: &TxRecord) -> Result<Option<TxRecord
         .bind(to_millis(rec.created_at))
         .bind(to_millis(rec.updated_at))
         .bind(unconfirmed)
+        .bind(rec.extra.to_column())
         .bind(&rec.provider_id)
         .bind(&rec.reference);
     if rec.id != 0 {
@@ -415,11 +416,6 @@ async fn save_tx(c: &mut PgConnection, rec: &TxRecord) -> Result<Option<TxRecord
         None if rec.id == 0 => None,
         None => return Err(sqlx::Error::RowNotFound),
     })
-}
-
-/// Whether the reconciler still has something to ask the provider about this transaction.
-fn wants_check(rec: &TxRecord) -> bool {
-    !rec.state.is_final() || rec.unconfirmed.is_some()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -441,7 +437,7 @@ async fn schedule(
     now: i64,
     count_attempt: bool,
 ) -> Result<TxRecord, sqlx::Error> {
-    let next = if !wants_check(&rec) {
+    let next = if !rec.wants_check(from_millis(now)) {
         None
     } else {
         match when {
@@ -559,8 +555,8 @@ async fn insert_observation(
     .await
 }
 
-/// Keeps the balance history, and says `provider.balance_low` when a reported balance crosses
-/// below the account's threshold. Runs before the counters are updated, so the previous
+/// Keeps the balance history, and raises the provider-level events of a reported balance
+/// ([`lunas_core::balance_events`]). Runs before the counters are updated, so the previous
 /// balance is still the one stored.
 async fn sample_balance(
     c: &mut PgConnection,
@@ -584,21 +580,17 @@ async fn sample_balance(
             .execute(&mut *c)
             .await?;
     }
-    match counted.low_balance {
-        Some(threshold) if balance < threshold && previous.is_none_or(|p| p >= threshold) => {
-            let event = NewEvent {
-                event_type: lunas_core::EventType::ProviderBalanceLow,
-                data: serde_json::json!({
-                    "provider_id": counted.provider_id,
-                    "balance": balance,
-                    "threshold": threshold,
-                    "at": lunas_core::rfc3339(from_millis(at)),
-                }),
-            };
-            Ok(vec![insert_event(c, None, at, &event).await?])
-        }
-        _ => Ok(Vec::new()),
+    let mut out = Vec::new();
+    for e in lunas_core::balance_events(
+        &counted.provider_id,
+        previous,
+        balance,
+        counted.low_balance,
+        from_millis(at),
+    ) {
+        out.push(insert_event(c, None, at, &e).await?);
     }
+    Ok(out)
 }
 
 /// Keeps the provider health counters current.
@@ -725,7 +717,7 @@ async fn register(
         return Ok((existing, false));
     }
     let mut rec = TxRecord::new(&reg.provider_id, &reg.reference, reg.kind, reg.at);
-    rec.merge(&reg.detail, true);
+    rec.describe(&reg.detail);
     let at = to_millis(reg.at);
     match save_tx(c, &rec).await? {
         Some(rec) => Ok((
@@ -839,7 +831,7 @@ async fn record_check(
     };
     // The transaction exists, so the decision always has a record.
     let mut record = record.unwrap_or(current);
-    if check.give_up && wants_check(&record) {
+    if check.give_up && record.wants_check(obs.received_at) {
         let decision = give_up(&record, obs.received_at);
         let (_, r, more) =
             existing(commit_decision(c, decision, at, When::At(None), false).await?)?;

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_reconcile.sql"),
     include_str!("../../migrations/sqlite/0004_balances.sql"),
     include_str!("../../migrations/sqlite/0005_due_by_provider.sql"),
+    include_str!("../../migrations/sqlite/0006_extra.sql"),
 ];
 
 const READERS: usize = 4;

@@ -52,6 +52,8 @@ pub(crate) fn tx_from_row(r: &Row<'_>) -> rusqlite::Result<TxRecord> {
             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(21, Type::Text, e.into()))?,
         next_check_at: r.get::<_, Option<i64>>(22)?.map(from_millis),
         check_attempts: r.get(23)?,
+        extra: lunas_core::TxExtra::from_column(r.get::<_, Option<String>>(24)?.as_deref())
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(24, Type::Text, e.into()))?,
     })
 }
 

@@ -271,14 +271,15 @@ fn save_tx(c: &Connection, rec: &TxRecord) -> rusqlite::Result<TxRecord> {
         to_millis(rec.created_at),
         to_millis(rec.updated_at),
         unconfirmed,
+        rec.extra.to_column(),
     ];
     let mut saved = rec.clone();
     if rec.id == 0 {
         c.prepare_cached(
             "INSERT INTO transactions (provider_id, ref, kind, state, needs_review, amount, product_code, \
              customer_id, provider_transaction_id, order_id, response_code, message, serial_number, pin, \
-             activation_code, balance_after, total_paid, payments, created_at, updated_at, unconfirmed) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+             activation_code, balance_after, total_paid, payments, created_at, updated_at, unconfirmed, extra) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
         )?
         .execute(values)?;
         saved.id = c.last_insert_rowid();
@@ -288,18 +289,13 @@ fn save_tx(c: &Connection, rec: &TxRecord) -> rusqlite::Result<TxRecord> {
              amount = ?6, product_code = ?7, customer_id = ?8, provider_transaction_id = ?9, order_id = ?10, \
              response_code = ?11, message = ?12, serial_number = ?13, pin = ?14, activation_code = ?15, \
              balance_after = ?16, total_paid = ?17, payments = ?18, created_at = ?19, updated_at = ?20, \
-             unconfirmed = ?21 WHERE id = ?22",
+             unconfirmed = ?21, extra = ?22 WHERE id = ?23",
         )?
         .execute(rusqlite::params_from_iter(
             values.iter().copied().chain(std::iter::once(&rec.id as &dyn rusqlite::ToSql)),
         ))?;
     }
     Ok(saved)
-}
-
-/// Whether the reconciler still has something to ask the provider about this transaction.
-fn wants_check(rec: &TxRecord) -> bool {
-    !rec.state.is_final() || rec.unconfirmed.is_some()
 }
 
 /// Sets when the reconciler asks next: `Keep` leaves a scheduled check alone (or schedules one
@@ -312,7 +308,7 @@ fn schedule(
     now: i64,
     count_attempt: bool,
 ) -> rusqlite::Result<TxRecord> {
-    let next = if !wants_check(&rec) {
+    let next = if !rec.wants_check(lunas_core::from_millis(now)) {
         None
     } else {
         match when {
@@ -419,8 +415,8 @@ fn insert_observation(
     Ok(c.last_insert_rowid())
 }
 
-/// Keeps the balance history, and says `provider.balance_low` when a reported balance crosses
-/// below the account's threshold. Runs before the counters are updated, so the previous
+/// Keeps the balance history, and raises the provider-level events of a reported balance
+/// ([`lunas_core::balance_events`]). Runs before the counters are updated, so the previous
 /// balance is still the one stored.
 fn sample_balance(
     c: &Connection,
@@ -441,21 +437,16 @@ fn sample_balance(
         )?
         .execute(params![provider_id, at, balance])?;
     }
-    match low_balance {
-        Some(threshold) if balance < threshold && previous.is_none_or(|p| p >= threshold) => {
-            let event = NewEvent {
-                event_type: lunas_core::EventType::ProviderBalanceLow,
-                data: serde_json::json!({
-                    "provider_id": provider_id,
-                    "balance": balance,
-                    "threshold": threshold,
-                    "at": lunas_core::rfc3339(lunas_core::from_millis(at)),
-                }),
-            };
-            Ok(vec![insert_event(c, None, at, &event)?])
-        }
-        _ => Ok(Vec::new()),
-    }
+    lunas_core::balance_events(
+        provider_id,
+        previous,
+        balance,
+        low_balance,
+        lunas_core::from_millis(at),
+    )
+    .iter()
+    .map(|e| insert_event(c, None, at, e))
+    .collect()
 }
 
 /// Counts the observation in the provider's health counters (written at the batch's end).
@@ -540,7 +531,7 @@ fn register(c: &Connection, reg: &Registration) -> rusqlite::Result<(TxRecord, b
         return Ok((existing, false));
     }
     let mut rec = TxRecord::new(&reg.provider_id, &reg.reference, reg.kind, reg.at);
-    rec.merge(&reg.detail, true);
+    rec.describe(&reg.detail);
     let at = to_millis(reg.at);
     let rec = save_tx(c, &rec)?;
     Ok((
@@ -638,7 +629,7 @@ fn record_check(
     };
     // The transaction exists, so the decision always has a record.
     let mut record = record.unwrap_or(current);
-    if check.give_up && wants_check(&record) {
+    if check.give_up && record.wants_check(obs.received_at) {
         let decision = give_up(&record, obs.received_at);
         let (_, r, more) = commit_decision(c, decision, at, When::At(None), false)?;
         record = r.unwrap_or(record);

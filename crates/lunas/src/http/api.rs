@@ -233,10 +233,10 @@ pub async fn register_transaction(
     };
     let provider_id = required("provider_id")?;
     let reference = required("ref")?;
-    if reference.len() > 128 {
+    if let Some(problem) = crate::providers::ref_problem(&reference) {
         return Err(ApiError::bad_request(
             "invalid_field",
-            "ref: at most 128 characters",
+            format!("ref: {problem}"),
         ));
     }
     let kind_text = required("kind")?;

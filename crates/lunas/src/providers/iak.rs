@@ -1,10 +1,25 @@
 //! IAK and IDSL: prepaid callbacks (JSON `{"data":{..}}` or XML `<mp>`, v1 or v2 names), signed
 //! `md5(username + api_key + ref_id)` inside the body.
 
-use lunas_core::{Detail, Fact};
-use lunas_protocol::iak::prepaid::PrepaidCallback;
+use lunas_core::{Basis, Detail, Fact};
+use lunas_protocol::iak::prepaid::{PrepaidCallback, PrepaidStatus};
+use lunas_protocol::iak::rc::{prepaid_class, RcClass};
 use lunas_protocol::state::state_for_verdict;
 use lunas_protocol::{ack, TxKind};
+
+/// Whether a prepaid message's status and rc contradict each other (a success status with a
+/// failure code, or a failure status with the success code): such a message settles nothing.
+fn contradiction(status: Option<PrepaidStatus>, rc: &str) -> Option<String> {
+    let class = prepaid_class(rc);
+    match (status, class) {
+        (Some(PrepaidStatus::Success), RcClass::Failed)
+        | (Some(PrepaidStatus::Failed), RcClass::Success) => Some(format!(
+            "status {} contradicts rc {rc}",
+            status.map_or(-1, PrepaidStatus::code)
+        )),
+        _ => None,
+    }
+}
 
 use super::{Refusal, Verified};
 use crate::config::{Credentials, ProviderConfig};
@@ -25,10 +40,13 @@ pub fn verify_callback(provider: &ProviderConfig, body: &[u8]) -> Result<Verifie
             "sign is not md5(username + api_key + ref_id) for this account",
         ));
     }
+    let basis = contradiction(Some(cb.status), &cb.rc).map_or(Basis::Reported, Basis::Contradictory);
     let fact = Fact {
         kind: TxKind::Prepaid,
         reference: cb.ref_id.clone(),
         state: state_for_verdict(cb.verdict()),
+        refunds: Vec::new(),
+        basis,
         detail: Detail {
             amount: Some(cb.price),
             product_code: Some(cb.product_code),
@@ -43,6 +61,8 @@ pub fn verify_callback(provider: &ProviderConfig, body: &[u8]) -> Result<Verifie
             balance_after: Some(cb.balance),
             total_paid: None,
             multi_use: None,
+            payment_system: None,
+            expires_at: None,
         },
         payments: Vec::new(),
     };
@@ -158,17 +178,42 @@ pub async fn check_status(
                 )
             }
         };
+        if let Some(other) = res.ref_id.as_deref().filter(|r| *r != tx.reference) {
+            return done(
+                CheckOutcome::Failed(format!(
+                    "the answer is about ref_id {other}, not {}",
+                    tx.reference
+                )),
+                "an answer about another transaction".into(),
+            );
+        }
         let verdict = res.verdict();
         let note = format!(
-            "status {:?}, response_code {}",
-            res.status.map(|s| s.code()),
+            "status {}, response_code {}",
+            res.status
+                .map_or_else(|| "none".to_owned(), |s| s.code().to_string()),
             res.response_code
         );
-        let fact = Fact {
-            kind: TxKind::Postpaid,
-            reference: tx.reference.clone(),
-            state: state_for_verdict(verdict),
-            detail: Detail {
+        // Postpaid `00` also means "inquiry succeeded": only a stated status is an outcome.
+        if res.status.is_none()
+            && matches!(
+                verdict,
+                Verdict::Succeeded | Verdict::Failed | Verdict::NotReceived
+            )
+        {
+            return done(
+                CheckOutcome::Failed(format!(
+                    "the answer has response_code {} but no status",
+                    res.response_code
+                )),
+                note,
+            );
+        }
+        let fact = Fact::reported(
+            TxKind::Postpaid,
+            &tx.reference,
+            state_for_verdict(verdict),
+            Detail {
                 amount: res.price,
                 product_code: res.code.clone(),
                 customer_id: res.hp.clone(),
@@ -178,8 +223,7 @@ pub async fn check_status(
                 balance_after: res.balance,
                 ..Detail::default()
             },
-            payments: Vec::new(),
-        };
+        );
         let outcome = match verdict {
             Verdict::Succeeded | Verdict::Failed | Verdict::Pending => CheckOutcome::Answered(fact),
             Verdict::NotReceived => CheckOutcome::NotReceived(fact),
@@ -201,15 +245,29 @@ pub async fn check_status(
             )
         }
     };
+    if let Some(other) = res.ref_id.as_deref().filter(|r| *r != tx.reference) {
+        return done(
+            CheckOutcome::Failed(format!(
+                "the answer is about ref_id {other}, not {}",
+                tx.reference
+            )),
+            "an answer about another transaction".into(),
+        );
+    }
     let verdict = res.verdict();
-    let note = format!("status {:?}, rc {}", res.status.map(|s| s.code()), res.rc);
+    let note = format!(
+        "status {}, rc {}",
+        res.status
+            .map_or_else(|| "none".to_owned(), |s| s.code().to_string()),
+        res.rc
+    );
     let outcome = match verdict {
         Verdict::Succeeded | Verdict::Failed | Verdict::Pending | Verdict::NotReceived => {
-            CheckOutcome::Answered(Fact {
-                kind: TxKind::Prepaid,
-                reference: tx.reference.clone(),
-                state: state_for_verdict(verdict),
-                detail: Detail {
+            let mut fact = Fact::reported(
+                TxKind::Prepaid,
+                &tx.reference,
+                state_for_verdict(verdict),
+                Detail {
                     amount: res.price,
                     product_code: res.product_code.clone(),
                     customer_id: res.customer_id.clone(),
@@ -222,8 +280,11 @@ pub async fn check_status(
                     balance_after: res.balance,
                     ..Detail::default()
                 },
-                payments: Vec::new(),
-            })
+            );
+            if let Some(why) = contradiction(res.status, &res.rc) {
+                fact.basis = Basis::Contradictory(why);
+            }
+            CheckOutcome::Answered(fact)
         }
         Verdict::NotFound => CheckOutcome::NotFound,
         Verdict::Rejected => CheckOutcome::Failed(format!(

@@ -2,7 +2,7 @@
 //! header over the ids in the body.
 
 use axum::http::HeaderMap;
-use lunas_core::{Detail, Fact, VaPayment};
+use lunas_core::{Basis, Detail, Fact, VaPayment, VaRefund};
 use lunas_protocol::mcp::{TransactionStatus, VaTransaction, HEADER_SIGNATURE};
 use lunas_protocol::state::va_state;
 use lunas_protocol::{ack, TxKind};
@@ -95,10 +95,36 @@ pub fn fact_of(tx: &VaTransaction) -> Fact {
             });
         }
     }
+    let refunds = tx
+        .refund_history
+        .iter()
+        .flatten()
+        .filter_map(|r| {
+            Some(VaRefund {
+                amount: r.refund_amount?,
+                refund_time: r.refund_time.clone(),
+            })
+        })
+        .collect();
+    // Money in another currency is not rupiah: lunas cannot count it.
+    let basis = match tx.currency.as_deref().map(str::trim) {
+        Some(c) if !c.eq_ignore_ascii_case("IDR") => {
+            Basis::Contradictory(format!("currency {c} is not IDR"))
+        }
+        _ => Basis::Reported,
+    };
+    let expires_at = details
+        .and_then(|d| d.expired_time.as_deref())
+        .and_then(|t| {
+            time::OffsetDateTime::parse(t.trim(), &time::format_description::well_known::Rfc3339)
+                .ok()
+        });
     Fact {
         kind: TxKind::Va,
         reference: tx.external_id.clone(),
         state,
+        refunds,
+        basis,
         detail: Detail {
             amount: tx.total_amount(),
             product_code: tx.payment_channel.clone(),
@@ -113,6 +139,8 @@ pub fn fact_of(tx: &VaTransaction) -> Fact {
             balance_after: None,
             total_paid: details.and_then(|d| d.total_paid_amount),
             multi_use: details.and_then(|d| d.is_multi_use),
+            payment_system: tx.payment_system().map(|p| p.as_str().to_owned()),
+            expires_at,
         },
         payments,
     }

@@ -73,13 +73,31 @@ fn check_ref(field: &str, value: &str) -> Result<(), Refusal> {
             field.to_owned(),
         )));
     }
-    if value.len() > MAX_REF_LEN {
-        return Err(Refusal::malformed(&ProtocolError::InvalidField {
+    ref_problem(value).map_or(Ok(()), |reason| {
+        Err(Refusal::malformed(&ProtocolError::InvalidField {
             field: field.to_owned(),
-            reason: format!("longer than {MAX_REF_LEN} characters"),
-        }));
+            reason,
+        }))
+    })
+}
+
+/// What is wrong with a ref, if anything. Refs are exact (`ABC` and `abc` are two
+/// transactions), so a ref with surrounding white space or control characters is refused
+/// rather than silently made into another transaction.
+pub fn ref_problem(value: &str) -> Option<String> {
+    if value.trim().is_empty() {
+        return Some("is empty".into());
     }
-    Ok(())
+    if value.len() > MAX_REF_LEN {
+        return Some(format!("is longer than {MAX_REF_LEN} characters"));
+    }
+    if value.trim() != value {
+        return Some("has white space at its start or end".into());
+    }
+    if value.chars().any(char::is_control) {
+        return Some("contains a control character".into());
+    }
+    None
 }
 
 fn check_amount(field: &str, value: Option<i64>) -> Result<(), Refusal> {
