@@ -360,7 +360,11 @@ pub struct Detail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_system: Option<String>,
     /// VA: when it stops taking payments.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub expires_at: Option<OffsetDateTime>,
 }
 

@@ -220,7 +220,11 @@ fn settle_claim(
         let missing: Vec<&VaPayment> = claim
             .payments
             .iter()
-            .filter(|p| !rec.payments.iter().any(|q| q.reference_id == p.reference_id))
+            .filter(|p| {
+                !rec.payments
+                    .iter()
+                    .any(|q| q.reference_id == p.reference_id)
+            })
             .collect();
         if !missing.is_empty() {
             let key = missing
@@ -384,10 +388,7 @@ fn decide_authoritative(
 /// periods count from there; any other answer ends the streak.
 fn track_unanswered(current: &TxRecord, fact: &Fact, d: &mut Decision, now: OffsetDateTime) {
     let since = match fact.basis {
-        Basis::Unanswered => current
-            .extra
-            .unanswered_since
-            .or(Some(to_millis(now))),
+        Basis::Unanswered => current.extra.unanswered_since.or(Some(to_millis(now))),
         _ => None,
     };
     if d.record.extra.unanswered_since != since {
@@ -482,7 +483,11 @@ fn differing(field: &str, known: &Option<String>, reported: &Option<String>) -> 
 /// are kept out of the record and listed for `transaction.mismatch`.
 fn mismatches(rec: &TxRecord, d: &Detail) -> Vec<Value> {
     let mut out = Vec::new();
-    out.extend(differing("product_code", &rec.product_code, &d.product_code));
+    out.extend(differing(
+        "product_code",
+        &rec.product_code,
+        &d.product_code,
+    ));
     out.extend(differing("customer_id", &rec.customer_id, &d.customer_id));
     if let (Some(known), Some(reported)) = (rec.amount, d.amount) {
         let bad = match rec.kind {
@@ -584,8 +589,12 @@ fn decide_simple(current: &TxRecord, fact: &Fact, target: State, now: OffsetDate
                 rec.state = State::Succeeded;
                 overwrite_status(&mut rec, &fact.detail);
                 fill(&mut rec, &fact.detail);
-                pending.events.extend(merge_goods(&mut rec, &fact.detail, now));
-                pending.events.insert(0, (EventType::TransactionSucceeded, vec![]));
+                pending
+                    .events
+                    .extend(merge_goods(&mut rec, &fact.detail, now));
+                pending
+                    .events
+                    .insert(0, (EventType::TransactionSucceeded, vec![]));
                 verdict = V::Applied;
             }
             State::Failed => {
@@ -602,7 +611,9 @@ fn decide_simple(current: &TxRecord, fact: &Fact, target: State, now: OffsetDate
         // Same state again: fill only what was missing (late sn, pin, activation code).
         fill(&mut rec, &fact.detail);
         if target == State::Succeeded {
-            pending.events.extend(merge_goods(&mut rec, &fact.detail, now));
+            pending
+                .events
+                .extend(merge_goods(&mut rec, &fact.detail, now));
         }
         let detail_changed = {
             let mut a = rec.clone();
@@ -628,7 +639,12 @@ fn decide_simple(current: &TxRecord, fact: &Fact, target: State, now: OffsetDate
             verdict = V::Stale;
         } else {
             verdict = V::Conflict;
-            if raise(&mut rec, "conflict", format!("state:{}", target.as_str()), now) {
+            if raise(
+                &mut rec,
+                "conflict",
+                format!("state:{}", target.as_str()),
+                now,
+            ) {
                 pending.push(
                     EventType::TransactionConflict,
                     vec![("conflict", reported_conflict("state_changed", fact))],
@@ -652,9 +668,7 @@ fn decide_simple(current: &TxRecord, fact: &Fact, target: State, now: OffsetDate
             (target, current.balance_after, fact.detail.balance_after)
         {
             // A purchase costs money: the deposit it reports cannot rise while it succeeds.
-            if after > before
-                && raise(&mut rec, "balance_rose", format!("{before}>{after}"), now)
-            {
+            if after > before && raise(&mut rec, "balance_rose", format!("{before}>{after}"), now) {
                 pending.push(
                     EventType::TransactionConflict,
                     vec![(
@@ -844,7 +858,11 @@ fn decide_va(current: &TxRecord, fact: &Fact, target: State, now: OffsetDateTime
     let mut received = Vec::new();
     // A payment of nothing is no payment.
     for p in fact.payments.iter().filter(|p| p.amount > 0) {
-        if let Some(known) = rec.payments.iter().find(|q| q.reference_id == p.reference_id) {
+        if let Some(known) = rec
+            .payments
+            .iter()
+            .find(|q| q.reference_id == p.reference_id)
+        {
             if known.amount != p.amount {
                 found.push(json!({
                     "field": format!("payment {}", p.reference_id),

@@ -135,7 +135,11 @@ fn two_different_tokens_are_a_conflict_each_announced_once() {
     assert_eq!(types(&d[1]), ["transaction.conflict"]);
     let c = &d[1].events[0].data["conflict"];
     assert_eq!(
-        (c["reason"].as_str(), c["kept"].as_str(), c["reported"].as_str()),
+        (
+            c["reason"].as_str(),
+            c["kept"].as_str(),
+            c["reported"].as_str()
+        ),
         (Some("different_goods"), Some("1111"), Some("2222"))
     );
     assert_eq!(types(&d[2]), ["transaction.conflict"], "a third token");
@@ -264,8 +268,16 @@ fn what_was_asked_for_is_never_rewritten() {
     assert_eq!(
         fields,
         [
-            ("product_code", "\"xld25000\"".into(), "\"hsteam12000\"".into()),
-            ("customer_id", "\"081234567890\"".into(), "\"089999999999\"".into()),
+            (
+                "product_code",
+                "\"xld25000\"".into(),
+                "\"hsteam12000\"".into()
+            ),
+            (
+                "customer_id",
+                "\"081234567890\"".into(),
+                "\"089999999999\"".into()
+            ),
             ("amount", "25000".into(), "99000".into()),
         ]
     );
@@ -320,7 +332,10 @@ fn a_message_that_contradicts_itself_settles_nothing_and_is_flagged() {
     assert_eq!(o.verdict, V::Conflict);
     assert_eq!(o.record.state, State::Succeeded);
     assert_eq!(types(&o), ["transaction.conflict"]);
-    assert_eq!(o.events[0].data["conflict"]["reason"], "contradictory_message");
+    assert_eq!(
+        o.events[0].data["conflict"]["reason"],
+        "contradictory_message"
+    );
     // Nothing is created from such a message either.
     let new = decide(None, "p", &odd, Trust::Authoritative, now());
     assert_eq!((new.verdict, new.changed), (V::Unrecognized, false));
@@ -333,7 +348,10 @@ fn a_deposit_that_rises_while_a_purchase_succeeds_is_flagged() {
     let mut ok = top_up(State::Succeeded);
     ok.detail.balance_after = Some(1_500_000);
     let d = run(&[pending, ok]);
-    assert_eq!(types(&d[1]), ["transaction.succeeded", "transaction.conflict"]);
+    assert_eq!(
+        types(&d[1]),
+        ["transaction.succeeded", "transaction.conflict"]
+    );
     assert_eq!(d[1].events[1].data["conflict"]["reason"], "balance_rose");
 }
 
@@ -405,17 +423,28 @@ fn a_payment_after_cancel_or_expiry_is_recorded_announced_and_flagged() {
             } else {
                 va(State::Paid, 50_000, &[], Some(50_000))
             };
-            let d = run(&[va(State::AwaitingPayment, 50_000, &[], None), va(last, 50_000, &[], None), paid]);
+            let d = run(&[
+                va(State::AwaitingPayment, 50_000, &[], None),
+                va(last, 50_000, &[], None),
+                paid,
+            ]);
             let p = &d[2];
             assert_eq!(p.record.state, last, "{last:?}: the final state is kept");
-            assert_eq!(p.record.total_paid, Some(50_000), "{last:?}: the money is counted");
+            assert_eq!(
+                p.record.total_paid,
+                Some(50_000),
+                "{last:?}: the money is counted"
+            );
             assert!(p.record.needs_review, "{last:?}");
             assert_eq!(
                 types(p),
                 ["va.payment_received", "transaction.conflict"],
                 "{last:?} history={history}"
             );
-            assert_eq!(p.events[1].data["conflict"]["reason"], "payment_after_final");
+            assert_eq!(
+                p.events[1].data["conflict"]["reason"],
+                "payment_after_final"
+            );
             assert_eq!(p.events[0].data["total_paid"], 50_000);
         }
     }
@@ -428,7 +457,11 @@ fn paid_only_when_the_money_covers_the_amount() {
     let mut body_raw = va(State::Paid, 100_000, &[("top-ref", 40_000)], None);
     body_raw.detail.payment_system = Some("PARTIAL".into());
     let d = run(&[
-        system(va(State::AwaitingPayment, 100_000, &[], None), "PARTIAL", false),
+        system(
+            va(State::AwaitingPayment, 100_000, &[], None),
+            "PARTIAL",
+            false,
+        ),
         body_raw,
         va(State::Paid, 100_000, &[], None),
     ]);
@@ -507,7 +540,11 @@ fn a_confirmed_va_takes_no_new_payment_the_provider_does_not_show() {
 fn open_and_multi_use_vas_are_watched_until_they_expire() {
     // Finding 7.
     let expires = now() + Duration::days(3);
-    let mut first = system(va(State::Paid, 10_000, &[("a", 10_000)], Some(10_000)), "OPEN", true);
+    let mut first = system(
+        va(State::Paid, 10_000, &[("a", 10_000)], Some(10_000)),
+        "OPEN",
+        true,
+    );
     first.detail.expires_at = Some(expires);
     let d = run(&[first]);
     assert_eq!(d[0].record.state, State::Paid);
@@ -523,7 +560,11 @@ fn open_and_multi_use_vas_are_watched_until_they_expire() {
 fn payments_are_counted_once_with_their_running_totals() {
     // Finding 15: one message with three payments.
     let d = run(&[
-        system(va(State::AwaitingPayment, 90_000, &[], None), "PARTIAL", false),
+        system(
+            va(State::AwaitingPayment, 90_000, &[], None),
+            "PARTIAL",
+            false,
+        ),
         va(
             State::Paid,
             90_000,
@@ -553,13 +594,33 @@ fn payments_are_counted_once_with_their_running_totals() {
 fn a_payment_whose_amount_changes_is_a_mismatch_and_the_total_still_grows_by_an_event() {
     // Finding 9: the same reference 60k → 90k → 100k.
     let d = run(&[
-        system(va(State::AwaitingPayment, 100_000, &[], None), "PARTIAL", false),
-        va(State::PartiallyPaid, 100_000, &[("a", 60_000)], Some(60_000)),
-        va(State::PartiallyPaid, 100_000, &[("a", 90_000)], Some(90_000)),
+        system(
+            va(State::AwaitingPayment, 100_000, &[], None),
+            "PARTIAL",
+            false,
+        ),
+        va(
+            State::PartiallyPaid,
+            100_000,
+            &[("a", 60_000)],
+            Some(60_000),
+        ),
+        va(
+            State::PartiallyPaid,
+            100_000,
+            &[("a", 90_000)],
+            Some(90_000),
+        ),
     ]);
-    assert_eq!(d[2].record.payments[0].amount, 60_000, "the first amount is kept");
+    assert_eq!(
+        d[2].record.payments[0].amount, 60_000,
+        "the first amount is kept"
+    );
     assert_eq!(d[2].record.total_paid, Some(90_000));
-    assert_eq!(types(&d[2]), ["va.payment_received", "transaction.mismatch"]);
+    assert_eq!(
+        types(&d[2]),
+        ["va.payment_received", "transaction.mismatch"]
+    );
     assert_eq!(d[2].events[0].data["payment"]["amount"], 30_000);
 }
 
@@ -575,14 +636,25 @@ fn a_total_that_disagrees_with_a_complete_history_is_flagged() {
 fn overpayment_and_a_single_use_va_paid_twice_are_flagged() {
     // Finding 9.
     let over = run(&[va(State::Paid, 50_000, &[("a", 70_000)], Some(70_000))]);
-    assert_eq!(types(&over[0]), ["va.payment_received", "va.paid", "transaction.conflict"]);
+    assert_eq!(
+        types(&over[0]),
+        ["va.payment_received", "va.paid", "transaction.conflict"]
+    );
     assert_eq!(over[0].events[2].data["conflict"]["reason"], "overpaid");
 
     let twice = run(&[
         va(State::Paid, 50_000, &[("a", 50_000)], Some(50_000)),
-        va(State::Paid, 50_000, &[("a", 50_000), ("b", 50_000)], Some(100_000)),
+        va(
+            State::Paid,
+            50_000,
+            &[("a", 50_000), ("b", 50_000)],
+            Some(100_000),
+        ),
     ]);
-    assert_eq!(types(&twice[1]), ["va.payment_received", "transaction.conflict"]);
+    assert_eq!(
+        types(&twice[1]),
+        ["va.payment_received", "transaction.conflict"]
+    );
     assert_eq!(twice[1].events[1].data["conflict"]["reason"], "paid_again");
 }
 
@@ -617,26 +689,44 @@ fn a_partial_refund_keeps_its_amounts() {
         amount: 10_000,
         refund_time: Some("2022-03-11T14:31:20.939+07:00".into()),
     }];
-    let d = run(&[va(State::Paid, 50_000, &[("a", 50_000)], Some(50_000)), refund]);
+    let d = run(&[
+        va(State::Paid, 50_000, &[("a", 50_000)], Some(50_000)),
+        refund,
+    ]);
     assert_eq!(d[1].record.state, State::Refunded);
     assert_eq!(d[1].record.extra.total_refunded(), Some(10_000));
     assert_eq!(types(&d[1]), ["va.refunded"]);
     let e = &d[1].events[0].data;
     assert_eq!(e["total_refunded"], 10_000);
     assert_eq!(e["refund"][0]["amount"], 10_000);
-    assert_eq!(e["refunds"][0]["refund_time"], "2022-03-11T14:31:20.939+07:00");
+    assert_eq!(
+        e["refunds"][0]["refund_time"],
+        "2022-03-11T14:31:20.939+07:00"
+    );
 }
 
 #[test]
 fn a_va_that_expires_with_money_in_is_flagged() {
     // Finding 14.
     let d = run(&[
-        system(va(State::PartiallyPaid, 100_000, &[("a", 30_000)], Some(30_000)), "PARTIAL", false),
+        system(
+            va(
+                State::PartiallyPaid,
+                100_000,
+                &[("a", 30_000)],
+                Some(30_000),
+            ),
+            "PARTIAL",
+            false,
+        ),
         va(State::Expired, 100_000, &[("a", 30_000)], Some(30_000)),
     ]);
     assert_eq!(d[1].record.state, State::Expired);
     assert_eq!(types(&d[1]), ["va.expired", "transaction.conflict"]);
-    assert_eq!(d[1].events[1].data["conflict"]["reason"], "closed_with_money");
+    assert_eq!(
+        d[1].events[1].data["conflict"]["reason"],
+        "closed_with_money"
+    );
 }
 
 #[test]
@@ -644,7 +734,10 @@ fn whether_cancel_after_paid_is_a_conflict_depends_on_the_va_not_the_message() {
     // Finding 14: the contradicting message claims to be multi-use; the VA is not.
     let mut cancel = va(State::Canceled, 50_000, &[], None);
     cancel.detail.multi_use = Some(true);
-    let d = run(&[va(State::Paid, 50_000, &[("a", 50_000)], Some(50_000)), cancel]);
+    let d = run(&[
+        va(State::Paid, 50_000, &[("a", 50_000)], Some(50_000)),
+        cancel,
+    ]);
     assert_eq!(d[1].verdict, V::Conflict);
     assert_eq!(types(&d[1]), ["transaction.conflict"]);
 }

@@ -1,7 +1,8 @@
 //! The transition rules of product.md §3, one scenario per rule.
 
 use lunas_core::{
-    decide, give_up, Basis, Detail, EventType, Fact, ObservationVerdict as V, Trust, TxRecord, VaPayment,
+    decide, give_up, Basis, Detail, EventType, Fact, ObservationVerdict as V, Trust, TxRecord,
+    VaPayment,
 };
 use lunas_protocol::{State, TxKind};
 use time::OffsetDateTime;
@@ -191,7 +192,10 @@ fn multi_use(mut f: Fact, amount: i64) -> Fact {
 fn a_multi_use_va_reports_each_new_payment() {
     let d = run(&[
         multi_use(va(State::Paid, &[("a", 10_000)], 10_000), 10_000),
-        multi_use(va(State::Paid, &[("a", 10_000), ("b", 10_000)], 20_000), 10_000),
+        multi_use(
+            va(State::Paid, &[("a", 10_000), ("b", 10_000)], 20_000),
+            10_000,
+        ),
     ]);
     assert_eq!(types(&d[0]), ["va.payment_received", "va.paid"]);
     assert_eq!(

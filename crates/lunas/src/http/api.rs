@@ -201,6 +201,8 @@ pub fn detail_json(tx: &lunas_core::TxRecord, timeline: &lunas_store::Timeline) 
     }
     entries.sort_by_key(|e| (e.0, e.1));
     let mut body = tx.to_json();
+    // When lunas will next ask the provider (null: nothing left to ask).
+    body["next_check_at"] = json!(tx.next_check_at.map(lunas_core::rfc3339));
     body["timeline"] = Value::Array(entries.into_iter().map(|(_, _, v)| v).collect());
     body["deliveries"] = Value::Array(timeline.deliveries.iter().map(|d| d.to_json()).collect());
     body

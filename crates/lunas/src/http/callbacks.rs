@@ -144,6 +144,12 @@ pub async fn receive(
         }
     };
     let reference = verified.fact.reference.clone();
+    // A message that contradicts itself is kept and flags its transaction, but is not
+    // acknowledged as accepted.
+    let contradiction = match &verified.fact.basis {
+        lunas_core::Basis::Contradictory(why) => Some(why.clone()),
+        _ => None,
+    };
     let obs = observation(&bytes, usize::MAX, None, Some(reference.clone()), None);
     match app
         .store
@@ -181,6 +187,14 @@ pub async fn receive(
                 micros = started.elapsed().as_micros() as u64,
                 "callback committed"
             );
+            if let Some(why) = contradiction {
+                return ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "contradictory_message",
+                    format!("the message contradicts itself ({why}); it was kept as evidence and changed nothing"),
+                )
+                .into_response();
+            }
             let ack = verified.ack;
             (
                 StatusCode::from_u16(ack.status).unwrap_or(StatusCode::OK),

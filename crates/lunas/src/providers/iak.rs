@@ -40,7 +40,8 @@ pub fn verify_callback(provider: &ProviderConfig, body: &[u8]) -> Result<Verifie
             "sign is not md5(username + api_key + ref_id) for this account",
         ));
     }
-    let basis = contradiction(Some(cb.status), &cb.rc).map_or(Basis::Reported, Basis::Contradictory);
+    let basis =
+        contradiction(Some(cb.status), &cb.rc).map_or(Basis::Reported, Basis::Contradictory);
     let fact = Fact {
         kind: TxKind::Prepaid,
         reference: cb.ref_id.clone(),

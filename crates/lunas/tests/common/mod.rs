@@ -203,6 +203,9 @@ pub struct TestGateway {
     pub extra: String,
     /// `LUNAS__...` overrides applied on top of the configuration file.
     pub env: Vec<(String, String)>,
+    /// Only the HTTP side runs: no reconciler or deliverer in the background, so a test
+    /// decides when a check happens (`POST .../check`).
+    pub http_only: bool,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -224,10 +227,22 @@ impl TestGateway {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Self::start_in(dir, extra.to_owned(), env).await
+        Self::start_in(dir, extra.to_owned(), env, false).await
     }
 
-    async fn start_in(dir: tempfile::TempDir, extra: String, env: Vec<(String, String)>) -> Self {
+    /// Starts with `extra` appended to the configuration, serving HTTP only (see
+    /// [`TestGateway::http_only`]).
+    pub async fn start_http_only(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, extra.to_owned(), Vec::new(), true).await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        extra: String,
+        env: Vec<(String, String)>,
+        http_only: bool,
+    ) -> Self {
         let text = config_text(&dir.path().join("lunas.db"), &extra);
         let config =
             Config::from_parts(Some(&text), &env, &|_| None).expect("test config is valid");
@@ -235,15 +250,21 @@ impl TestGateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(gateway.serve(listener, async move {
+        let stop = async move {
             let _ = rx.await;
-        }));
+        };
+        let task = if http_only {
+            tokio::spawn(gateway.serve_http(listener, stop))
+        } else {
+            tokio::spawn(gateway.serve(listener, stop))
+        };
         TestGateway {
             addr,
             client: reqwest::Client::new(),
             dir,
             extra,
             env,
+            http_only,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -265,7 +286,7 @@ impl TestGateway {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         let extra = std::mem::take(&mut self.extra);
         let env = std::mem::take(&mut self.env);
-        Self::start_in(dir, extra, env).await
+        Self::start_in(dir, extra, env, self.http_only).await
     }
 
     pub async fn stop(&mut self) {
@@ -414,6 +435,7 @@ impl TestGateway {
             let m = t.as_object_mut().unwrap();
             m.remove("timeline");
             m.remove("deliveries");
+            m.remove("next_check_at");
             t
         })
     }
