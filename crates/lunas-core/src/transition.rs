@@ -246,7 +246,9 @@ fn settle_claim(
                 ));
             }
         }
-    } else if raise(rec, "conflict", format!("claim:{}", claim.state), now) {
+    } else if raise(rec, "conflict", format!("state:{}", claim.state), now) {
+        // The same key as an ordinary conflict: a replay of the claim after the outcome is
+        // settled is the same contradiction, not a new one.
         later.push((
             EventType::TransactionConflict,
             vec![(

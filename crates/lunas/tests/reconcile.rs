@@ -459,13 +459,23 @@ async fn with_confirmation_a_forged_success_cannot_change_the_outcome() {
         w.event_types().await,
         ["transaction.failed", "transaction.conflict"]
     );
-    // Replaying it again changes nothing either.
-    assert_eq!(
-        w.forged_callback("forge-1", PrepaidStatus::Success).await,
-        200
-    );
+    // Replaying it again changes nothing either. It names another tr_id than the provider's
+    // answer did, which is said once (transaction.mismatch); a further replay says nothing.
+    for _ in 0..2 {
+        assert_eq!(
+            w.forged_callback("forge-1", PrepaidStatus::Success).await,
+            200
+        );
+    }
     assert_eq!(w.tx("iak", "forge-1").await["state"], "failed");
-    assert_eq!(w.event_types().await.len(), 2);
+    assert_eq!(
+        w.event_types().await,
+        [
+            "transaction.failed",
+            "transaction.conflict",
+            "transaction.mismatch"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -500,11 +510,17 @@ async fn an_unknown_ref_becomes_failed_only_after_the_not_found_grace() {
         "pending",
         "06 within the grace period"
     );
+    // The grace period (10 minutes) counts from the first not-found answer, at 61 s: at 11
+    // minutes it has not passed yet; at the next check, a minute later, it has.
     w.step(11 * 60).await;
+    assert_eq!(w.tx("iak", "never-sent").await["state"], "pending");
+    w.step(12 * 60).await;
     let tx = w.tx("iak", "never-sent").await;
     assert_eq!(tx["state"], "failed");
     assert_eq!(tx["response_code"], "06");
     assert!(tx["message"].as_str().unwrap().starts_with("not_found"));
+    assert_eq!(tx["inferred"], "not_found", "a provisional failure");
+    assert_eq!(tx["needs_review"], true);
 }
 
 async fn postpaid_call(w: &World, command: PostpaidCommand) -> PostpaidResult {

@@ -208,6 +208,38 @@ fn when(t: OffsetDateTime) -> String {
         .to_owned()
 }
 
+/// Evidence with customer goods blanked out (a conflict's `kept`/`reported` tokens, reported
+/// serial numbers, PINs, activation codes): the transaction page reveals the kept ones on
+/// request.
+fn mask_goods(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    const GOODS: [&str; 3] = ["serial_number", "pin", "activation_code"];
+    match v {
+        Value::Object(m) => {
+            let goods_pair = m
+                .get("field")
+                .and_then(Value::as_str)
+                .is_some_and(|f| GOODS.contains(&f));
+            Value::Object(
+                m.iter()
+                    .map(|(k, x)| {
+                        let secret = GOODS.iter().any(|g| k.ends_with(g))
+                            || (goods_pair && matches!(k.as_str(), "kept" | "reported"));
+                        let shown = if secret && !x.is_null() {
+                            Value::String("••••".into())
+                        } else {
+                            mask_goods(x)
+                        };
+                        (k.clone(), shown)
+                    })
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(mask_goods).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Customer goods: hidden until the operator reveals them.
 fn secret(value: &Option<String>) -> Markup {
     match value {
@@ -657,7 +689,9 @@ async fn review(_s: Session, State(app): State<AppState>) -> Response {
             .rfind(|o| {
                 matches!(
                     o.verdict,
-                    ObservationVerdict::Conflict | ObservationVerdict::Unconfirmed
+                    ObservationVerdict::Conflict
+                        | ObservationVerdict::Unconfirmed
+                        | ObservationVerdict::Mismatch
                 )
             })
             .cloned();
@@ -668,10 +702,19 @@ async fn review(_s: Session, State(app): State<AppState>) -> Response {
             .find(|e| {
                 matches!(
                     e.event_type.as_str(),
-                    "transaction.conflict" | "transaction.unresolved"
-                )
+                    "transaction.conflict"
+                        | "transaction.unresolved"
+                        | "transaction.mismatch"
+                        | "transaction.failed"
+                ) && (e.event_type.as_str() != "transaction.failed"
+                    || e.data.get("inferred").is_some())
             })
-            .map(|e| (e.event_type.as_str(), e.data.get("conflict").cloned()));
+            .map(|e| {
+                let evidence = ["conflict", "mismatch", "inferred"]
+                    .iter()
+                    .find_map(|k| e.data.get(*k).cloned());
+                (e.event_type.as_str(), evidence)
+            });
         cases.push((tx, kept, contradicting, why));
     }
     let side = |title: &str, o: &Option<Observation>| {
@@ -698,7 +741,14 @@ async fn review(_s: Session, State(app): State<AppState>) -> Response {
             @for (tx, kept, contradicting, why) in &cases {
                 h2 { a href=(tx_link(tx)) { (tx.provider_id) " / " (tx.reference) } " " (state_badge(tx.state)) }
                 @if let Some((kind, evidence)) = why {
-                    p { strong { (kind) } @if let Some(ev) = evidence { " — " code { (ev.to_string()) } } }
+                    p { strong { (kind) } @if let Some(ev) = evidence { " — " code { (mask_goods(ev).to_string()) } } }
+                }
+                @if !tx.extra.flags.is_empty() {
+                    p.muted { "Flagged for: "
+                        @for (i, f) in tx.extra.flags.iter().enumerate() {
+                            @if i > 0 { ", " } (f.reason.replace('_', " ")) " (" (f.at) ")"
+                        }
+                    }
                 }
                 div.grid { (side("The outcome lunas kept", kept)) (side("What contradicted it", contradicting)) }
             }
