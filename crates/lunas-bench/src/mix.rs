@@ -542,9 +542,10 @@ mod tests {
             for (k, v) in req.headers() {
                 headers.insert(k, v.parse().unwrap());
             }
-            let verified =
-                lunas::providers::verify_callback(&providers[req.provider], &headers, &req.body)
-                    .unwrap_or_else(|r| panic!("{:?} refused: {}", req.class, r.message));
+            let verified = providers[req.provider]
+                .provider
+                .verify_callback(&headers, &req.body)
+                .unwrap_or_else(|r| panic!("{:?} refused: {}", req.class, r.message));
             assert_eq!(verified.fact.reference, req.outcome.reference);
             assert_eq!(verified.ack.body.as_bytes(), &req.ack[..]);
             assert_eq!(verified.ack.status, 200);

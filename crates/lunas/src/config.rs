@@ -12,9 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use lunas_protocol::{mcp, ApiVersion, ProviderKind, Secret};
+use std::sync::Arc;
+
+use lunas_protocol::Secret;
 use serde::Deserialize;
 
+use crate::providers::{self, Provider};
 use crate::secrets;
 
 /// Everything wrong with a configuration, one mistake per line.
@@ -68,35 +71,36 @@ struct RawStorage {
     busy_timeout_ms: Option<u64>,
 }
 
+/// A provider section: the keys every provider has; the rest are the provider's own, parsed
+/// by its module (`providers::build`).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawProvider {
     #[serde(default, deserialize_with = "lenient::opt_string")]
     id: Option<String>,
     kind: Option<String>,
     environment: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    username: Option<String>,
-    api_key: Option<String>,
-    prepaid_url: Option<String>,
-    postpaid_url: Option<String>,
-    api_version: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    merchant_id: Option<String>,
-    secret_unbound_id: Option<String>,
-    hash_key: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    sub_merchant_id: Option<String>,
-    base_url: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_bool")]
     confirm_callbacks: Option<bool>,
     #[serde(default, deserialize_with = "lenient::string_list")]
     callback_ips: Vec<String>,
     #[serde(default)]
     reconcile: RawReconcile,
+    #[serde(default)]
+    orders: RawOrders,
     /// Below this deposit balance (rupiah), emit `provider.balance_low`.
     #[serde(default, deserialize_with = "lenient::opt_u64")]
     low_balance: Option<u64>,
+    #[serde(flatten)]
+    rest: toml::Table,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrders {
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    rate_per_minute: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,37 +198,39 @@ impl Environment {
     }
 }
 
-/// A provider account's credentials.
-#[derive(Debug, Clone)]
-pub enum Credentials {
-    /// IAK and IDSL.
-    Iak {
-        username: String,
-        api_key: Secret,
-    },
-    Mcp(mcp::Credentials),
-}
-
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub id: String,
-    pub kind: ProviderKind,
+    /// `iak`, `idsl`, `mcp`: the provider's own name for its kind.
+    pub kind: &'static str,
     pub environment: Environment,
-    pub credentials: Credentials,
-    /// IAK/IDSL prepaid API base URL.
-    pub prepaid_url: Option<url::Url>,
-    /// IAK/IDSL postpaid API base URL.
-    pub postpaid_url: Option<url::Url>,
-    /// IAK/IDSL field names the account's API uses.
-    pub api_version: ApiVersion,
-    /// MCPayment API base URL.
-    pub base_url: Option<url::Url>,
+    /// What the provider knows: its keys, callbacks, status API and orders.
+    pub provider: Arc<dyn Provider>,
     pub confirm_callbacks: bool,
     /// Empty: callbacks accepted from any address.
     pub callback_ips: Vec<IpNet>,
     pub reconcile: ReconcileConfig,
+    pub orders: OrdersConfig,
     /// Below this deposit balance (rupiah) the account emits `provider.balance_low`.
     pub low_balance: Option<i64>,
+}
+
+/// How lunas places orders with a provider account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrdersConfig {
+    /// Order requests per minute to this account, at most (a burst of as many is allowed).
+    pub rate_per_minute: u32,
+    /// Per request: an order whose answer does not come within it is `unknown`.
+    pub timeout: Duration,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        OrdersConfig {
+            rate_per_minute: 600,
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// When and how often the reconciler asks a provider about open transactions.
@@ -250,34 +256,6 @@ pub struct ReconcileConfig {
 }
 
 impl ReconcileConfig {
-    /// Defaults per provider kind.
-    pub fn default_for(kind: ProviderKind) -> Self {
-        let d = |s: &str| parse_duration(s).expect("valid default");
-        match kind {
-            ProviderKind::Iak | ProviderKind::Idsl => ReconcileConfig {
-                first_check_after: d("60s"),
-                backoff: ["1m", "2m", "5m", "10m", "30m", "1h", "2h"]
-                    .iter()
-                    .map(|s| d(s))
-                    .collect(),
-                give_up_after: d("24h"),
-                rate_per_minute: 60,
-                timeout: d("30s"),
-                not_found_grace: d("10m"),
-                postpaid_grace: d("1h"),
-            },
-            ProviderKind::Mcp => ReconcileConfig {
-                first_check_after: d("5m"),
-                backoff: ["5m", "15m", "1h", "6h"].iter().map(|s| d(s)).collect(),
-                give_up_after: d("7d"),
-                rate_per_minute: 60,
-                timeout: d("30s"),
-                not_found_grace: d("10m"),
-                postpaid_grace: d("1h"),
-            },
-        }
-    }
-
     /// The wait before the next check after `attempts` checks.
     pub fn wait_after(&self, attempts: i64) -> Duration {
         let i = (attempts.max(1) as usize - 1).min(self.backoff.len().saturating_sub(1));
@@ -695,18 +673,9 @@ fn validate_provider(
             return None;
         }
     };
-    let kind = match p.kind.as_deref() {
-        Some(k) => match ProviderKind::parse(k) {
-            Some(kind) => kind,
-            None => {
-                errors.push(format!("{name}: kind {k:?} is not one of iak, idsl, mcp"));
-                return None;
-            }
-        },
-        None => {
-            errors.push(format!("{name}: kind is required (iak, idsl or mcp)"));
-            return None;
-        }
+    let Some(kind) = p.kind else {
+        errors.push(format!("{name}: kind is required ({})", providers::KINDS));
+        return None;
     };
     let environment = match p.environment.as_deref().unwrap_or("production") {
         "production" => Environment::Production,
@@ -718,88 +687,16 @@ fn validate_provider(
             Environment::Production
         }
     };
-    let mut required = |field: &str, value: &Option<String>| -> Option<String> {
-        match value {
-            Some(v) if !v.is_empty() => Some(v.clone()),
-            _ => {
-                errors.push(format!(
-                    "{name}: {field} is required for a {} provider",
-                    kind.as_str()
-                ));
-                None
-            }
-        }
-    };
-    let url_field =
-        |field: &str, value: &Option<String>, errors: &mut Vec<String>| -> Option<url::Url> {
-            let v = value.as_deref()?;
-            match http_url(&format!("{name}.{field}"), v) {
-                Ok(u) => Some(u),
-                Err(msg) => {
-                    errors.push(msg);
-                    None
-                }
-            }
-        };
-    let credentials = match kind {
-        ProviderKind::Iak | ProviderKind::Idsl => {
-            let username = required("username", &p.username);
-            let api_key = required("api_key", &p.api_key);
-            let api_key = api_key.and_then(|k| secret(&format!("{name}.api_key"), &k, errors));
-            username
-                .zip(api_key)
-                .map(|(username, api_key)| Credentials::Iak { username, api_key })
-        }
-        ProviderKind::Mcp => {
-            let merchant_id = required("merchant_id", &p.merchant_id);
-            let unbound = required("secret_unbound_id", &p.secret_unbound_id);
-            let hash_key = required("hash_key", &p.hash_key);
-            let unbound =
-                unbound.and_then(|s| secret(&format!("{name}.secret_unbound_id"), &s, errors));
-            let hash_key = hash_key.and_then(|s| secret(&format!("{name}.hash_key"), &s, errors));
-            match (merchant_id, unbound, hash_key) {
-                (Some(merchant_id), Some(secret_unbound_id), Some(hash_key)) => {
-                    Some(Credentials::Mcp(mcp::Credentials {
-                        merchant_id,
-                        secret_unbound_id,
-                        hash_key,
-                        sub_merchant_id: p.sub_merchant_id.clone(),
-                    }))
-                }
-                _ => None,
-            }
-        }
-    };
-    let is_iak = matches!(kind, ProviderKind::Iak | ProviderKind::Idsl);
-    for (field, value, allowed) in [
-        ("username", &p.username, is_iak),
-        ("api_key", &p.api_key, is_iak),
-        ("prepaid_url", &p.prepaid_url, is_iak),
-        ("postpaid_url", &p.postpaid_url, is_iak),
-        ("api_version", &p.api_version, is_iak),
-        ("merchant_id", &p.merchant_id, !is_iak),
-        ("secret_unbound_id", &p.secret_unbound_id, !is_iak),
-        ("hash_key", &p.hash_key, !is_iak),
-        ("sub_merchant_id", &p.sub_merchant_id, !is_iak),
-        ("base_url", &p.base_url, !is_iak),
-    ] {
-        if value.is_some() && !allowed {
-            errors.push(format!(
-                "{name}: {field} does not apply to a {} provider",
-                kind.as_str()
-            ));
-        }
-    }
-    let api_version = match p.api_version.as_deref() {
-        None => ApiVersion::V2,
-        Some(v) => v.parse().unwrap_or_else(|_| {
-            errors.push(format!("{name}: api_version {v:?} is not v1 or v2"));
-            ApiVersion::V2
-        }),
-    };
-    let prepaid_url = url_field("prepaid_url", &p.prepaid_url, errors);
-    let postpaid_url = url_field("postpaid_url", &p.postpaid_url, errors);
-    let base_url = url_field("base_url", &p.base_url, errors);
+    let provider = providers::build(
+        &kind,
+        &mut providers::Builder {
+            name: name.to_owned(),
+            environment,
+            table: p.rest,
+            secret,
+            errors,
+        },
+    );
     let mut callback_ips = Vec::new();
     for ip in &p.callback_ips {
         let parsed = ip
@@ -812,10 +709,11 @@ fn validate_provider(
             )),
         }
     }
+    let provider = provider?;
     if errors.len() > before {
         return None;
     }
-    let mut reconcile = ReconcileConfig::default_for(kind);
+    let mut reconcile = provider.default_reconcile();
     let mut duration = |field: &str, value: &Option<String>, slot: &mut Duration| {
         if let Some(v) = value {
             match parse_duration(v) {
@@ -869,50 +767,30 @@ fn validate_provider(
     if let Some(ms) = r.timeout_ms {
         reconcile.timeout = Duration::from_millis(ms.max(1));
     }
+    let mut orders = OrdersConfig::default();
+    if let Some(n) = p.orders.rate_per_minute {
+        if n == 0 {
+            errors.push(format!("{name}.orders.rate_per_minute: must be positive"));
+        }
+        orders.rate_per_minute = n.clamp(1, 1_000_000) as u32;
+    }
+    if let Some(ms) = p.orders.timeout_ms {
+        orders.timeout = Duration::from_millis(ms.max(1));
+    }
     if errors.len() > before {
         return None;
     }
-    let defaults = default_urls(kind, environment);
     Some(ProviderConfig {
         id,
-        kind,
+        kind: provider.kind(),
         environment,
-        credentials: credentials?,
-        prepaid_url: prepaid_url.or(defaults.0),
-        postpaid_url: postpaid_url.or(defaults.1),
-        api_version,
-        base_url: base_url.or(defaults.2),
+        provider,
         confirm_callbacks: p.confirm_callbacks.unwrap_or(false),
         callback_ips,
         reconcile,
+        orders,
         low_balance: p.low_balance.map(|v| v.min(i64::MAX as u64) as i64),
     })
-}
-
-/// The documented hosts per kind and environment (protocols.md §1.1, §2.1, §4.1). IDSL's own
-/// hosts are not documented, so an IDSL account names its URLs.
-fn default_urls(
-    kind: ProviderKind,
-    env: Environment,
-) -> (Option<url::Url>, Option<url::Url>, Option<url::Url>) {
-    let u = |s: &str| url::Url::parse(s).ok();
-    match (kind, env) {
-        (ProviderKind::Iak, Environment::Production) => (
-            u("https://prepaid.iak.id"),
-            u("https://mobilepulsa.net"),
-            None,
-        ),
-        (ProviderKind::Iak, Environment::Development) => (
-            u("https://prepaid.iak.dev"),
-            u("https://testpostpaid.mobilepulsa.net"),
-            None,
-        ),
-        (ProviderKind::Idsl, _) => (None, None, None),
-        (ProviderKind::Mcp, Environment::Production) => (None, None, u("https://api.ifortepay.id")),
-        (ProviderKind::Mcp, Environment::Development) => {
-            (None, None, u("https://api-stage.ifortepay.id"))
-        }
-    }
 }
 
 fn http_url(field: &str, value: &str) -> Result<url::Url, String> {
@@ -924,7 +802,7 @@ fn http_url(field: &str, value: &str) -> Result<url::Url, String> {
 }
 
 /// Deserializers that take settings written as text (environment variables) or typed (TOML).
-mod lenient {
+pub(crate) mod lenient {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer};
 
@@ -1047,21 +925,22 @@ callback_ips = ["52.220.38.194", "10.0.0.0/8"]
         assert_eq!(c.server.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(c.storage.url, DEFAULT_STORAGE);
         assert!(c.providers[0].confirm_callbacks);
-        assert_eq!(
-            c.providers[0].prepaid_url.as_ref().unwrap().as_str(),
-            "https://prepaid.iak.id/"
+        // The account's own keys reach its provider: the default host, the username.
+        let tx = lunas_core::TxRecord::new(
+            "iak",
+            "r1",
+            lunas_protocol::TxKind::Prepaid,
+            time::OffsetDateTime::UNIX_EPOCH,
         );
+        let asked = c.providers[0].provider.status_request(&tx).unwrap();
+        assert_eq!(asked.url, "https://prepaid.iak.id/api/check-status");
+        let body = String::from_utf8(asked.body).unwrap();
+        assert!(body.contains("\"username\":\"081234567890\""), "{body}");
         assert_eq!(c.providers[1].callback_ips.len(), 2);
         assert_eq!(
             c.server.admin_token.as_ref().unwrap().expose(),
             "0123456789abcdef0123"
         );
-        match &c.providers[0].credentials {
-            Credentials::Iak { username, api_key } => {
-                assert_eq!((username.as_str(), api_key.expose()), ("081234567890", "k"))
-            }
-            other => panic!("{other:?}"),
-        }
     }
 
     #[test]

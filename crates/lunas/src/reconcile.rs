@@ -111,13 +111,8 @@ impl Reconciler {
         let now = OffsetDateTime::now_utc();
         let mut checkers = HashMap::new();
         for p in providers {
-            let client = reqwest::Client::builder()
-                .user_agent(concat!("lunas/", env!("CARGO_PKG_VERSION")))
-                .timeout(p.reconcile.timeout)
-                .connect_timeout(p.reconcile.timeout.min(Duration::from_secs(10)))
-                .pool_idle_timeout(Duration::from_secs(90))
-                .build()
-                .map_err(|e| format!("cannot build the HTTP client for {:?}: {e}", p.id))?;
+            let client =
+                providers::client(p.reconcile.timeout).map_err(|e| format!("{:?}: {e}", p.id))?;
             let bucket = Mutex::new(Bucket::new(p.reconcile.rate_per_minute, now));
             checkers.insert(
                 p.id.clone(),
@@ -271,7 +266,7 @@ async fn check_one(
     now: OffsetDateTime,
 ) -> Result<Ingested, StoreError> {
     let config = &checker.config;
-    let checked = providers::check_status(&checker.client, config, &tx).await;
+    let checked = providers::check_status(&checker.client, config.provider.as_ref(), &tx).await;
     let age: Duration = (now - tx.created_at).try_into().unwrap_or_default();
     let r = &config.reconcile;
     // Grace periods count from the provider's first "no such transaction" answer, not from

@@ -7,7 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lunas_core::{rfc3339, Detail};
-use lunas_protocol::{ProviderKind, State as TxState, TxKind};
+use lunas_protocol::{State as TxState, TxKind};
 use lunas_store::{Registration, TxQuery};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -254,18 +254,13 @@ pub async fn register_transaction(
             format!("no provider account {provider_id:?} is configured"),
         )
     })?;
-    let fits = match provider.kind {
-        ProviderKind::Iak | ProviderKind::Idsl => {
-            matches!(kind, TxKind::Prepaid | TxKind::Postpaid)
-        }
-        ProviderKind::Mcp => kind == TxKind::Va,
-    };
+    let fits = provider.provider.kinds().contains(&kind);
     if !fits {
         return Err(ApiError::bad_request(
             "invalid_field",
             format!(
                 "kind: a {} provider has no {} transactions",
-                provider.kind.as_str(),
+                provider.kind,
                 kind.as_str()
             ),
         ));
@@ -369,7 +364,7 @@ pub async fn providers(State(app): State<AppState>) -> Result<Json<Value>, ApiEr
             let h = health.iter().find(|h| &h.provider_id == id);
             json!({
                 "id": id,
-                "kind": p.kind.as_str(),
+                "kind": p.kind,
                 "environment": p.environment.as_str(),
                 "confirm_callbacks": p.confirm_callbacks,
                 "callbacks": h.map_or(0, |h| h.callbacks),

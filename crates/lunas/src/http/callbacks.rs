@@ -20,7 +20,7 @@ use lunas_store::{Ingest, Trust};
 use time::OffsetDateTime;
 
 use super::{ApiError, AppState};
-use crate::providers::{self, Refusal};
+use crate::providers::Refusal;
 
 /// How much of a refused body is kept as evidence.
 const REFUSED_BODY_CAP: usize = 4096;
@@ -130,7 +130,7 @@ pub async fn receive(
         .await;
     }
 
-    let verified = match providers::verify_callback(provider, &headers, &bytes) {
+    let verified = match provider.provider.verify_callback(&headers, &bytes) {
         Ok(v) => v,
         Err(refusal) => {
             let obs = observation(

@@ -901,7 +901,7 @@ async fn providers(_s: Session, State(app): State<AppState>) -> Response {
             .balance_history(id, since, 2000)
             .await
             .unwrap_or_default();
-        if app.providers[*id].kind != lunas_protocol::ProviderKind::Mcp {
+        if app.providers[*id].provider.reports_balance() {
             charts.push(((*id).clone(), samples, app.providers[*id].low_balance));
         }
     }
@@ -917,7 +917,7 @@ async fn providers(_s: Session, State(app): State<AppState>) -> Response {
                         @let p = &app.providers[*id];
                         @let h = health.iter().find(|h| &&h.provider_id == id);
                         tr {
-                            td { (id) } td { (p.kind.as_str()) } td { (p.environment.as_str()) }
+                            td { (id) } td { (p.kind) } td { (p.environment.as_str()) }
                             td.num { (h.map_or(0, |h| h.callbacks)) }
                             td.num { (h.map_or(0, |h| h.rejected)) }
                             td.num { strong class=(if h.is_some_and(|h| h.bad_signatures > 0) { "bad" } else { "" }) { (h.map_or(0, |h| h.bad_signatures)) } }

@@ -1,18 +1,285 @@
-//! One module per provider family: how its callbacks are verified and what they say.
+//! Providers: one folder per provider family, behind one trait, with one registry ([`build`]).
+//!
+//! A provider knows its own configuration keys, how its callbacks are verified and what they
+//! say, how to ask its status API and read the answer, and how to place an order and read that
+//! answer. Every one of those is a pure function: the provider builds an [`HttpRequest`] and
+//! reads an [`HttpAnswer`]; the gateway does the HTTP once ([`send`]), with its timeouts, rate
+//! budgets and evidence.
 //!
 //! A callback becomes a [`Verified`] only inside these modules, after its signature checked out
 //! on the received bytes; the rest of the gateway can act on nothing else. A message that fails
 //! becomes a [`Refusal`] naming the problem.
+//!
+//! Adding a provider: a folder here with a type implementing [`Provider`] and a `build`
+//! function that parses its keys, and one line in [`build`].
 
 pub mod iak;
 pub mod mcp;
 
-use axum::http::{HeaderMap, StatusCode};
-use lunas_core::{Fact, ObservationVerdict};
-use lunas_protocol::ack::Ack;
-use lunas_protocol::{ProtocolError, ProviderKind};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::ProviderConfig;
+use axum::http::{HeaderMap, StatusCode};
+use lunas_core::{Fact, ObservationVerdict, TxRecord};
+use lunas_protocol::ack::Ack;
+use lunas_protocol::{ProtocolError, Secret, TxKind};
+
+use crate::config::{Environment, ReconcileConfig};
+
+/// Everything one provider family knows. Implementations are pure: no I/O, no clock.
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// The `kind` of the configuration (`iak`, `idsl`, `mcp`, ...).
+    fn kind(&self) -> &'static str;
+
+    /// The transaction kinds the account offers.
+    fn kinds(&self) -> &'static [TxKind];
+
+    /// The reconciler's default schedule for this provider.
+    fn default_reconcile(&self) -> ReconcileConfig;
+
+    /// Whether the account reports a deposit balance (drawn on the dashboard).
+    fn reports_balance(&self) -> bool;
+
+    /// Verifies a callback on its raw bytes and reads what it states.
+    fn verify_callback(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Refusal>;
+
+    /// The status request for `tx`, or why it cannot be asked.
+    fn status_request(&self, tx: &TxRecord) -> Result<HttpRequest, String>;
+
+    /// Reads the answer to [`Provider::status_request`]: the outcome and a short note for the
+    /// timeline.
+    fn read_status(&self, tx: &TxRecord, answer: &HttpAnswer) -> (CheckOutcome, String);
+
+    /// The request that places `order` under `reference`, or why it cannot be sent.
+    fn order_request(&self, reference: &str, order: &OrderSpec) -> Result<HttpRequest, String>;
+
+    /// Reads the answer to [`Provider::order_request`].
+    fn read_order(&self, reference: &str, order: &OrderSpec, answer: &HttpAnswer) -> OrderOutcome;
+
+    /// Whether repeating the order request with the same ref is the provider's documented way
+    /// to learn its outcome (IAK top-up: the same `ref_id` again answers as check-status does).
+    /// Then an order whose outcome is unknown is settled by repeating it, which also places an
+    /// order the provider never received.
+    fn repeat_is_status(&self, order: &OrderSpec) -> bool {
+        let _ = order;
+        false
+    }
+}
+
+/// What the configuration gives a provider's `build`: its section's own keys, and the means to
+/// report mistakes.
+pub struct Builder<'a> {
+    /// Where the section is, for messages (`providers[0]`).
+    pub name: String,
+    pub environment: Environment,
+    /// The section's keys, less the common ones (`id`, `kind`, `environment`,
+    /// `confirm_callbacks`, `callback_ips`, `low_balance`, `reconcile`, `orders`).
+    pub table: toml::Table,
+    /// Resolves a secret (`env:VAR` or the value itself).
+    pub secret: &'a dyn Fn(&str, &str, &mut Vec<String>) -> Option<Secret>,
+    pub errors: &'a mut Vec<String>,
+}
+
+impl Builder<'_> {
+    /// Reads the section into the provider's own settings (whose keys are `known`), naming
+    /// every key that does not apply and any mistyped one.
+    pub fn parse<T: serde::de::DeserializeOwned>(
+        &mut self,
+        kind: &str,
+        known: &[&str],
+    ) -> Option<T> {
+        let mut table = self.table.clone();
+        let unknown: Vec<String> = table
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for key in unknown {
+            table.remove(&key);
+            self.errors.push(format!(
+                "{}: {key} does not apply to a {kind} provider (its keys: {})",
+                self.name,
+                known.join(", ")
+            ));
+        }
+        match toml::Value::Table(table).try_into::<T>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.errors.push(format!(
+                    "{}: {}",
+                    self.name,
+                    e.message().trim_end_matches('\n').replace('\n', " ")
+                ));
+                None
+            }
+        }
+    }
+
+    /// A required text setting.
+    pub fn required(&mut self, field: &str, kind: &str, value: Option<String>) -> Option<String> {
+        match value {
+            Some(v) if !v.is_empty() => Some(v),
+            _ => {
+                self.errors.push(format!(
+                    "{}: {field} is required for a {kind} provider",
+                    self.name
+                ));
+                None
+            }
+        }
+    }
+
+    /// A required secret setting.
+    pub fn required_secret(
+        &mut self,
+        field: &str,
+        kind: &str,
+        value: Option<String>,
+    ) -> Option<Secret> {
+        let v = self.required(field, kind, value)?;
+        (self.secret)(&format!("{}.{field}", self.name), &v, self.errors)
+    }
+
+    /// An optional http(s) URL setting.
+    pub fn url(&mut self, field: &str, value: Option<&str>) -> Option<url::Url> {
+        let v = value?;
+        match url::Url::parse(v) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+            Ok(_) => {
+                self.errors.push(format!(
+                    "{}.{field}: {v:?} is not an http(s) URL",
+                    self.name
+                ));
+                None
+            }
+            Err(e) => {
+                self.errors
+                    .push(format!("{}.{field}: {v:?} is not a URL ({e})", self.name));
+                None
+            }
+        }
+    }
+}
+
+/// The provider kinds lunas knows, for messages.
+pub const KINDS: &str = "iak, idsl, mcp";
+
+/// The registry: builds the provider of `kind` from its configuration section.
+pub fn build(kind: &str, b: &mut Builder<'_>) -> Option<Arc<dyn Provider>> {
+    match kind {
+        "iak" => iak::build(b, lunas_protocol::Brand::Iak),
+        "idsl" => iak::build(b, lunas_protocol::Brand::Idsl),
+        "mcp" => mcp::build(b),
+        other => {
+            b.errors
+                .push(format!("{}: kind {other:?} is not one of {KINDS}", b.name));
+            None
+        }
+    }
+}
+
+/// A request to a provider, built by the provider and sent by the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// A JSON POST.
+    pub fn post_json(url: String, body: String) -> Self {
+        HttpRequest {
+            url,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.into_bytes(),
+        }
+    }
+}
+
+/// A provider's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection was refused or could not be made: not a byte of the request left.
+    NotSent(String),
+    /// The request may have reached the provider (a timeout, a reset, a cut-off answer).
+    Unknown(String),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::NotSent(why) | SendError::Unknown(why) => f.write_str(why),
+        }
+    }
+}
+
+/// How much of an answer is kept as evidence.
+pub(crate) const ANSWER_CAP: usize = 16 * 1024;
+
+/// Sends `request` with `client` (whose timeouts apply) and reads the whole answer.
+pub async fn send(
+    client: &reqwest::Client,
+    request: &HttpRequest,
+) -> Result<HttpAnswer, SendError> {
+    let mut builder = client.post(&request.url).body(request.body.clone());
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    let what = format!("POST {}", request.url);
+    let response = builder.send().await.map_err(|e| {
+        if e.is_connect() {
+            SendError::NotSent(format!("{what}: could not connect"))
+        } else if e.is_timeout() {
+            SendError::Unknown(format!("{what}: timed out"))
+        } else {
+            SendError::Unknown(format!("{what}: the request failed ({e})"))
+        }
+    })?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.bytes().await.map_err(|e| {
+        if e.is_timeout() {
+            SendError::Unknown(format!("{what}: timed out reading the answer"))
+        } else {
+            SendError::Unknown(format!("{what}: the answer was cut off ({e})"))
+        }
+    })?;
+    Ok(HttpAnswer {
+        status,
+        content_type,
+        body: body.to_vec(),
+    })
+}
+
+/// `base` + `path`, whether or not `base` ends with a slash.
+pub(crate) fn join(base: &url::Url, path: &str) -> String {
+    format!("{}{}", base.as_str().trim_end_matches('/'), path)
+}
+
+/// An HTTP client for calls to providers with this timeout.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(concat!("lunas/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
 
 /// A callback whose signature verified, and what it states.
 #[derive(Debug)]
@@ -122,18 +389,6 @@ impl Refusal {
     }
 }
 
-/// Verifies a callback for `provider` and reads what it states.
-pub fn verify_callback(
-    provider: &ProviderConfig,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Verified, Refusal> {
-    match provider.kind {
-        ProviderKind::Iak | ProviderKind::Idsl => iak::verify_callback(provider, body),
-        ProviderKind::Mcp => mcp::verify_callback(provider, headers, body),
-    }
-}
-
 /// What a status check established.
 #[derive(Debug)]
 pub enum CheckOutcome {
@@ -159,49 +414,117 @@ pub struct Checked {
     pub summary: String,
 }
 
-/// Asks the provider about `tx` with its own check-status API.
+/// Asks the provider about `tx` with its own status API.
 pub async fn check_status(
     client: &reqwest::Client,
-    provider: &ProviderConfig,
-    tx: &lunas_core::TxRecord,
+    provider: &dyn Provider,
+    tx: &TxRecord,
 ) -> Checked {
-    match provider.kind {
-        ProviderKind::Iak | ProviderKind::Idsl => iak::check_status(client, provider, tx).await,
-        ProviderKind::Mcp => mcp::check_status(client, provider, tx).await,
+    let request = match provider.status_request(tx) {
+        Ok(r) => r,
+        Err(why) => {
+            return Checked {
+                outcome: CheckOutcome::Failed(why.clone()),
+                response: Vec::new(),
+                content_type: None,
+                summary: format!("not asked: {why}"),
+            }
+        }
+    };
+    let asked = format!("POST {}", request.url);
+    match send(client, &request).await {
+        Ok(answer) => {
+            let (outcome, note) = provider.read_status(tx, &answer);
+            Checked {
+                outcome,
+                response: answer.body[..answer.body.len().min(ANSWER_CAP)].to_vec(),
+                content_type: answer.content_type,
+                summary: format!("{asked} → HTTP {}: {note}", answer.status),
+            }
+        }
+        Err(e) => Checked {
+            outcome: CheckOutcome::Failed(e.to_string()),
+            response: Vec::new(),
+            content_type: None,
+            summary: e.to_string(),
+        },
     }
 }
 
-/// How much of a check's answer is kept as evidence.
-pub(crate) const CHECK_BODY_CAP: usize = 16 * 1024;
-
-/// POSTs a check-status request and reads the answer, within the client's timeout.
-pub(crate) async fn post(
-    request: reqwest::RequestBuilder,
-    what: &str,
-) -> Result<(u16, Option<String>, Vec<u8>), String> {
-    let response = request.send().await.map_err(|e| {
-        if e.is_timeout() {
-            format!("{what}: timed out")
-        } else if e.is_connect() {
-            format!("{what}: could not connect")
-        } else {
-            format!("{what}: request failed ({e})")
-        }
-    })?;
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| format!("{what}: the answer was cut off ({e})"))?;
-    Ok((status, content_type, body.to_vec()))
+/// What an order asks the provider for (the ref is the transaction's).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OrderSpec {
+    /// A prepaid top-up.
+    Prepaid {
+        product_code: String,
+        customer_id: String,
+    },
+    /// A postpaid bill inquiry: no money moves; the answer is the bill.
+    PostpaidInquiry {
+        product_code: String,
+        customer_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        month: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        year: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nomor_identitas: Option<String>,
+    },
+    /// Payment of an inquired bill (IAK `pay-pasca` with the inquiry's `tr_id`).
+    PostpaidPay { bill_id: String, amount: i64 },
+    /// A virtual account.
+    Va(VaSpec),
 }
 
-/// `base` + `path`, whether or not `base` ends with a slash.
-pub(crate) fn join(base: &url::Url, path: &str) -> String {
-    format!("{}{}", base.as_str().trim_end_matches('/'), path)
+/// What a VA order asks for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VaSpec {
+    pub order_id: String,
+    pub amount: i64,
+    pub payment_channel: String,
+    pub payment_system: String,
+    #[serde(default)]
+    pub multi_use: bool,
+    pub billing_name: String,
+    pub description: String,
+    pub email: String,
+    pub full_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// A postpaid bill, as an inquiry returns it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bill {
+    /// What pays it (IAK: the inquiry's `tr_id`).
+    pub tr_id: String,
+    /// What the bill costs the merchant (IAK `price` = nominal + admin).
+    pub price: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desc: Option<serde_json::Value>,
+}
+
+/// What an order's answer established.
+#[derive(Debug, Clone)]
+pub enum OrderOutcome {
+    /// The provider took the order; the fact is its state (often still pending).
+    Accepted { fact: Fact, bill: Option<Bill> },
+    /// The provider refused the order itself (unknown product, wrong number, a bill it will
+    /// not pay): a definite answer, the transaction fails.
+    Rejected { fact: Fact, why: String },
+    /// The answer says nothing definite (5xx, garbage, an answer about another ref): the order
+    /// may have reached the provider.
+    Unknown(String),
 }
