@@ -642,7 +642,7 @@ fn validate(
     }
 }
 
-type SecretFn<'a> = dyn Fn(&str, &str, &mut Vec<String>) -> Option<Secret> + 'a;
+use crate::providers::SecretFn;
 
 fn validate_provider(
     name: &str,

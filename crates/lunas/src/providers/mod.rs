@@ -67,6 +67,9 @@ pub trait Provider: Send + Sync + fmt::Debug {
     }
 }
 
+/// Resolves a secret setting (`env:VAR` or the value itself): `(where, value, errors)`.
+pub type SecretFn<'a> = dyn Fn(&str, &str, &mut Vec<String>) -> Option<Secret> + 'a;
+
 /// What the configuration gives a provider's `build`: its section's own keys, and the means to
 /// report mistakes.
 pub struct Builder<'a> {
@@ -77,7 +80,7 @@ pub struct Builder<'a> {
     /// `confirm_callbacks`, `callback_ips`, `low_balance`, `reconcile`, `orders`).
     pub table: toml::Table,
     /// Resolves a secret (`env:VAR` or the value itself).
-    pub secret: &'a dyn Fn(&str, &str, &mut Vec<String>) -> Option<Secret>,
+    pub secret: &'a SecretFn<'a>,
     pub errors: &'a mut Vec<String>,
 }
 
