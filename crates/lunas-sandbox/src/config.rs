@@ -25,10 +25,10 @@ pub const DEFAULT_IAK_RETRY_DELAYS_MS: [u64; 4] = [5_000, 30_000, 120_000, 600_0
 pub const DEFAULT_MCP_RETRY_DELAYS_MS: [u64; 2] = [5_000, 30_000];
 /// How long the sandbox waits for a receiver to answer a callback, by default.
 pub const DEFAULT_CALLBACK_TIMEOUT_MS: u64 = 10_000;
-/// How long a check-status "timeout" fault hangs, by default: longer than the 30 s client
-/// timeout IAK suggests.
+/// How long a check-status "timeout" fault or an `order_hang_after_commit` fault hangs, by
+/// default: longer than the 30 s client timeout IAK suggests.
 pub const DEFAULT_HANG_MS: u64 = 35_000;
-/// The longest a check-status "timeout" fault may hang.
+/// The longest a hanging fault may hang.
 pub const MAX_HANG_MS: u64 = 120_000;
 /// The longest any configured delay may be: a week, beyond IAK's 24-hour callback window.
 pub const MAX_DELAY_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -279,7 +279,9 @@ impl AccountConfig {
 
 /// `[sandbox.accounts.faults]`: deliberate misbehaviour, decided per transaction from the
 /// sandbox `seed`, the account id and the transaction's ref, so the same ref always meets the
-/// same faults. Probabilities are between 0 (never) and 1 (always); counts are numbers of calls.
+/// same faults. Probabilities are between 0 (never) and 1 (always); counts are numbers of
+/// calls: check-status calls for the `check_status_*` knobs, order requests for the `order_*`
+/// knobs, each taken in the order the knobs are listed here.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultConfig {
@@ -315,6 +317,22 @@ pub struct FaultConfig {
     /// How long a hanging check-status waits (default 35 000, at most 120 000).
     #[serde(default)]
     pub check_status_hang_ms: Option<u64>,
+    /// The first N order requests of the account (prepaid top-up, postpaid `pay-pasca`, VA
+    /// create) answer HTTP 503 without doing anything.
+    #[serde(default)]
+    pub order_5xx_before_commit: u32,
+    /// The next N order requests are carried out, then answered HTTP 503 instead.
+    #[serde(default)]
+    pub order_5xx_after_commit: u32,
+    /// The next N order requests are carried out, then the connection is closed unanswered.
+    #[serde(default)]
+    pub order_drop_after_commit: u32,
+    /// The next N order requests are carried out, then answered after `order_hang_ms`.
+    #[serde(default)]
+    pub order_hang_after_commit: u32,
+    /// How long a hanging order waits before its answer (default 35 000, at most 120 000).
+    #[serde(default)]
+    pub order_hang_ms: Option<u64>,
 }
 
 /// A configuration mistake: where it is and what is wrong.
@@ -396,6 +414,11 @@ pub struct Faults {
     pub check_status_timeout: u32,
     pub check_status_garbage: u32,
     pub check_status_hang: Duration,
+    pub order_5xx_before_commit: u32,
+    pub order_5xx_after_commit: u32,
+    pub order_drop_after_commit: u32,
+    pub order_hang_after_commit: u32,
+    pub order_hang: Duration,
 }
 
 impl SandboxConfig {
@@ -617,13 +640,17 @@ impl FaultConfig {
                 ));
             }
         }
-        let hang_ms = self.check_status_hang_ms.unwrap_or(DEFAULT_HANG_MS);
-        if hang_ms > MAX_HANG_MS {
-            return Err(ConfigError::new(
-                format!("{at}.check_status_hang_ms"),
-                format!("at most {MAX_HANG_MS} ms"),
-            ));
-        }
+        let hang = |name: &str, ms: Option<u64>| {
+            let ms = ms.unwrap_or(DEFAULT_HANG_MS);
+            if ms > MAX_HANG_MS {
+                Err(ConfigError::new(
+                    format!("{at}.{name}"),
+                    format!("at most {MAX_HANG_MS} ms"),
+                ))
+            } else {
+                Ok(Duration::from_millis(ms))
+            }
+        };
         Ok(Faults {
             duplicate: self.duplicate,
             drop: self.drop,
@@ -634,7 +661,12 @@ impl FaultConfig {
             check_status_5xx: self.check_status_5xx,
             check_status_timeout: self.check_status_timeout,
             check_status_garbage: self.check_status_garbage,
-            check_status_hang: Duration::from_millis(hang_ms),
+            check_status_hang: hang("check_status_hang_ms", self.check_status_hang_ms)?,
+            order_5xx_before_commit: self.order_5xx_before_commit,
+            order_5xx_after_commit: self.order_5xx_after_commit,
+            order_drop_after_commit: self.order_drop_after_commit,
+            order_hang_after_commit: self.order_hang_after_commit,
+            order_hang: hang("order_hang_ms", self.order_hang_ms)?,
         })
     }
 }

@@ -13,6 +13,10 @@
 //!   button). 200 `{"account", "balance"}`.
 //! - `GET /sandbox/log[?account=..&ref=..]` lists what the sandbox did ([`crate::log`]).
 //! - `GET /sandbox/accounts` lists the accounts and their deposits (no secrets).
+//! - `GET /sandbox/transactions?ref=..[&account=..]` lists every provider-side transaction
+//!   held under a ref: prepaid top-ups and postpaid bills by `ref_id`, VAs by `external_id`,
+//!   in every account or only the one named. 200 `{"items": [..]}` ([`TransactionInfo`]);
+//!   400 without `ref`; 404 unknown account.
 //!
 //! Errors are `{"error": {"code", "message"}}`.
 
@@ -20,7 +24,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State as AxumState};
 use axum::http::StatusCode;
 use axum::response::Response;
-use lunas_protocol::iak::postpaid::PostpaidResult;
+use lunas_protocol::iak::postpaid::{PostpaidResult, PostpaidStatus};
 use lunas_protocol::iak::prepaid::PrepaidStatus;
 use lunas_protocol::mcp::VaTransaction;
 use serde::{Deserialize, Serialize};
@@ -28,7 +32,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::AccountKind;
 use crate::http::{self, Seen};
 use crate::log::CallbackRecord;
-use crate::{iak, mcp, postpaid, Sandbox};
+use crate::state::{PostpaidTx, PrepaidTx, Va};
+use crate::{clock, iak, mcp, postpaid, Sandbox};
 
 /// The body of `POST /sandbox/report`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -123,6 +128,148 @@ pub struct LogQuery {
     pub account: Option<String>,
     #[serde(default, rename = "ref")]
     pub reference: Option<String>,
+}
+
+/// The query of `GET /sandbox/transactions`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionsQuery {
+    #[serde(default, rename = "ref")]
+    pub reference: Option<String>,
+    #[serde(default)]
+    pub account: Option<String>,
+}
+
+/// One provider-side transaction, as `GET /sandbox/transactions` lists it. Fields that do not
+/// apply to its kind are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionInfo {
+    pub account: String,
+    /// `prepaid`, `postpaid` or `va`.
+    pub kind: String,
+    /// The prepaid or postpaid `ref_id`, or the VA's `external_id`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Prepaid `process`, `success` or `failed`; postpaid `inquired`, `processing`, `paid` or
+    /// `failed`; a VA's `transaction_status` (`ACTIVE`, `PAID`, `EXPIRED`, `CANCELED`).
+    pub status: String,
+    /// The response code check-status would answer (prepaid `rc`, postpaid `response_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rc: Option<String>,
+    /// IAK's `tr_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tr_id: Option<i64>,
+    /// MCPayment's `transaction_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+    /// MCPayment's `order_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// When the top-up, the inquiry or the VA was made: RFC 3339, UTC.
+    pub created_at: String,
+    /// Postpaid: whether the bill is paid; VA: whether any payment was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid: Option<bool>,
+    /// Postpaid: when the payment succeeded or failed; VA: the last payment. RFC 3339, UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<String>,
+    /// The prepaid `product_code` or the postpaid biller `code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_code: Option<String>,
+    /// The prepaid `customer_id` or the postpaid `hp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// In rupiah: the prepaid `price`, the postpaid `price` (nominal and admin) or the VA's
+    /// `amount` (0 for an OPEN VA).
+    pub amount: i64,
+    /// Postpaid: what the deposit is (or would be) debited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selling_price: Option<i64>,
+    /// VA: the sum of its payments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_paid_amount: Option<i64>,
+}
+
+impl TransactionInfo {
+    fn prepaid(account: &str, tx: &PrepaidTx) -> Self {
+        TransactionInfo {
+            account: account.to_owned(),
+            kind: "prepaid".to_owned(),
+            reference: tx.ref_id.clone(),
+            status: match tx.status {
+                PrepaidStatus::Process => "process",
+                PrepaidStatus::Success => "success",
+                PrepaidStatus::Failed => "failed",
+            }
+            .to_owned(),
+            rc: Some(tx.rc.clone()),
+            tr_id: Some(tx.tr_id),
+            transaction_id: None,
+            order_id: None,
+            created_at: clock::rfc3339(tx.created_at),
+            paid: None,
+            paid_at: None,
+            product_code: Some(tx.product_code.clone()),
+            customer_id: Some(tx.customer_id.clone()),
+            amount: tx.price,
+            selling_price: None,
+            total_paid_amount: None,
+        }
+    }
+
+    fn postpaid(account: &str, tx: &PostpaidTx) -> Self {
+        TransactionInfo {
+            account: account.to_owned(),
+            kind: "postpaid".to_owned(),
+            reference: tx.ref_id.clone(),
+            status: match tx.status {
+                PostpaidStatus::NotReceived => "inquired",
+                PostpaidStatus::Processing => "processing",
+                PostpaidStatus::Success => "paid",
+                PostpaidStatus::Failed => "failed",
+            }
+            .to_owned(),
+            rc: Some(tx.response_code.clone()),
+            tr_id: Some(tx.tr_id),
+            transaction_id: None,
+            order_id: None,
+            created_at: clock::rfc3339(tx.created_at),
+            paid: Some(tx.status == PostpaidStatus::Success),
+            paid_at: tx.paid_at.map(clock::rfc3339),
+            product_code: Some(tx.biller.code.to_owned()),
+            customer_id: Some(tx.hp.clone()),
+            amount: tx.price(),
+            selling_price: Some(tx.selling_price()),
+            total_paid_amount: None,
+        }
+    }
+
+    fn va(account: &str, va: &Va) -> Self {
+        TransactionInfo {
+            account: account.to_owned(),
+            kind: "va".to_owned(),
+            reference: va.external_id.clone(),
+            status: va.status.as_str().to_owned(),
+            rc: None,
+            tr_id: None,
+            transaction_id: Some(va.transaction_id.clone()),
+            order_id: Some(va.order_id.clone()),
+            created_at: clock::rfc3339(va.created_at),
+            paid: Some(!va.payments.is_empty()),
+            paid_at: va.payments.last().map(|p| clock::rfc3339(p.at)),
+            product_code: None,
+            customer_id: None,
+            amount: va.amount,
+            selling_price: None,
+            total_paid_amount: Some(va.total_paid()),
+        }
+    }
+}
+
+/// The answer of `GET /sandbox/transactions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransactionsAnswer {
+    pub items: Vec<TransactionInfo>,
 }
 
 /// A refusal of a control request: HTTP status, error code, message.
@@ -481,7 +628,66 @@ pub(crate) async fn accounts(AxumState(sb): AxumState<Sandbox>) -> Response {
     http::json(StatusCode::OK, &sb.account_infos())
 }
 
+/// `GET /sandbox/transactions`.
+pub(crate) async fn transactions(
+    AxumState(sb): AxumState<Sandbox>,
+    query: Result<Query<TransactionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return http::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "the transactions list takes only ?ref= and ?account=, each once",
+        );
+    };
+    let Some(reference) = q.reference.filter(|r| !r.is_empty()) else {
+        return http::error(
+            StatusCode::BAD_REQUEST,
+            "missing_ref",
+            "?ref= is required: the ref_id or external_id whose transactions to list",
+        );
+    };
+    if let Some(id) = &q.account {
+        if sb.account_index(id).is_none() {
+            return http::error(
+                StatusCode::NOT_FOUND,
+                "unknown_account",
+                format!("no account {id}"),
+            );
+        }
+    }
+    let items = sb.transactions(&reference, q.account.as_deref());
+    http::json(StatusCode::OK, &TransactionsAnswer { items })
+}
+
 impl Sandbox {
+    /// Every provider-side transaction held under `reference` (a prepaid or postpaid `ref_id`,
+    /// a VA's `external_id`), in account order, of every account or only of `account`. Each
+    /// account holds at most one of each kind per ref.
+    pub fn transactions(&self, reference: &str, account: Option<&str>) -> Vec<TransactionInfo> {
+        let now = self.now();
+        let mut st = self.lock();
+        // What time decided by now shows, as check-status would show it.
+        self.settle(&mut st, now);
+        self.inner.wake.notify_one();
+        let mut items = Vec::new();
+        for (a, held) in self.inner.accounts.iter().zip(&st.accounts) {
+            if account.is_some_and(|id| id != a.id) {
+                continue;
+            }
+            if let Some(tx) = held.prepaid.get(reference) {
+                items.push(TransactionInfo::prepaid(&a.id, tx));
+            }
+            if let Some(tx) = held.postpaid.get(reference) {
+                items.push(TransactionInfo::postpaid(&a.id, tx));
+            }
+            if let Some(va) = held.vas.get(reference) {
+                items.push(TransactionInfo::va(&a.id, va));
+            }
+        }
+        items
+    }
+
     /// How many deliveries about `reference` wait in the outbox.
     fn waiting(&self, reference: &str) -> usize {
         self.lock()

@@ -6,15 +6,27 @@
 //! faults. Check-status faults are counts: the first `check_status_5xx` check-status calls of
 //! an account fail with HTTP 503, the next `check_status_timeout` hang, the next
 //! `check_status_garbage` answer garbage, and every later call is answered normally.
+//!
+//! Order faults are counts too, of an account's order requests (prepaid top-up, postpaid
+//! `pay-pasca`, VA create), re-sent ones included: the first `order_5xx_before_commit` answer
+//! HTTP 503 and change nothing, the next `order_5xx_after_commit` are carried out and then
+//! answered HTTP 503, the next `order_drop_after_commit` are carried out and then left
+//! unanswered (the connection is closed), the next `order_hang_after_commit` are carried out
+//! and answered only after `order_hang_ms`, and every later order is answered normally. The
+//! two 503 answers are the same, so a client cannot tell whether its order went through.
 
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use http_body_util::Limited;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Faults;
+use crate::http::Seen;
+use crate::Sandbox;
 
 /// The callback faults that apply to one transaction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -115,7 +127,65 @@ pub fn check_status(index: u32, faults: &Faults) -> Option<CheckFault> {
     }
 }
 
-/// The answer of a [`CheckFault::ServerError`].
+/// How an order request misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderFault {
+    /// HTTP 503 before anything is done: no transaction is created or changed.
+    ServerErrorBeforeCommit,
+    /// The order is carried out, then answered HTTP 503.
+    ServerErrorAfterCommit,
+    /// The order is carried out, then the connection is closed without an answer.
+    DropAfterCommit,
+    /// The order is carried out, then answered normally after this long.
+    HangAfterCommit(Duration),
+}
+
+impl OrderFault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderFault::ServerErrorBeforeCommit => "5xx_before_commit",
+            OrderFault::ServerErrorAfterCommit => "5xx_after_commit",
+            OrderFault::DropAfterCommit => "drop_after_commit",
+            OrderFault::HangAfterCommit(_) => "hang_after_commit",
+        }
+    }
+}
+
+/// The fault of an account's order request number `index` (0 for the first request).
+pub fn order(index: u32, faults: &Faults) -> Option<OrderFault> {
+    let before = faults.order_5xx_before_commit;
+    let after = before.saturating_add(faults.order_5xx_after_commit);
+    let drops = after.saturating_add(faults.order_drop_after_commit);
+    let hangs = drops.saturating_add(faults.order_hang_after_commit);
+    if index < before {
+        Some(OrderFault::ServerErrorBeforeCommit)
+    } else if index < after {
+        Some(OrderFault::ServerErrorAfterCommit)
+    } else if index < drops {
+        Some(OrderFault::DropAfterCommit)
+    } else if index < hangs {
+        Some(OrderFault::HangAfterCommit(faults.order_hang))
+    } else {
+        None
+    }
+}
+
+/// An answer that is never sent: the connection is closed instead, and an HTTP/1.1 client
+/// sees it end without any answer. Its body fails on the first read, which comes before the
+/// head is written to the socket; hyper then closes the connection rather than send a head it
+/// cannot complete (the order tests prove it). `status` is only what the log records: the
+/// status of the answer withheld.
+pub fn dropped(status: StatusCode) -> Response {
+    // A body longer than a limit of zero fails as soon as it is read.
+    let failing = Limited::new(Body::from("withheld"), 0);
+    (
+        status,
+        Body::from_stream(Body::new(failing).into_data_stream()),
+    )
+        .into_response()
+}
+
+/// The answer of a [`CheckFault::ServerError`], and of both 503 order faults.
 pub fn server_error() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -143,6 +213,44 @@ pub fn garbage(n: u32) -> Response {
             r#"{"data":{"ref_id":"#,
         )
             .into_response()
+    }
+}
+
+impl Sandbox {
+    /// Counts an order request of the account and returns the fault it meets, if any.
+    pub(crate) fn order_fault(&self, index: usize) -> Option<OrderFault> {
+        let faults = &self.inner.accounts[index].faults;
+        let mut st = self.lock();
+        let calls = &mut st.accounts[index].order_calls;
+        let n = *calls;
+        *calls = calls.saturating_add(1);
+        order(n, faults)
+    }
+
+    /// What an order request carried out under `fault` is answered: its normal `answer`, or
+    /// what the fault makes of it. A hang cut short by shutdown answers HTTP 503.
+    pub(crate) async fn order_answer(
+        &self,
+        fault: Option<OrderFault>,
+        answer: Response,
+        seen: &mut Seen,
+    ) -> Response {
+        match fault {
+            None => answer,
+            Some(OrderFault::ServerErrorBeforeCommit | OrderFault::ServerErrorAfterCommit) => {
+                seen.rc = None;
+                server_error()
+            }
+            Some(OrderFault::DropAfterCommit) => dropped(answer.status()),
+            Some(OrderFault::HangAfterCommit(d)) => {
+                if self.hang(d).await {
+                    answer
+                } else {
+                    seen.rc = None;
+                    server_error()
+                }
+            }
+        }
     }
 }
 
@@ -201,5 +309,31 @@ mod tests {
                 None
             ]
         );
+    }
+
+    #[test]
+    fn order_faults_come_in_the_order_of_the_knobs() {
+        let f = Faults {
+            order_5xx_before_commit: 1,
+            order_5xx_after_commit: 2,
+            order_drop_after_commit: 1,
+            order_hang_after_commit: 1,
+            order_hang: Duration::from_millis(7),
+            ..Faults::default()
+        };
+        let got: Vec<_> = (0..7).map(|i| order(i, &f)).collect();
+        assert_eq!(
+            got,
+            vec![
+                Some(OrderFault::ServerErrorBeforeCommit),
+                Some(OrderFault::ServerErrorAfterCommit),
+                Some(OrderFault::ServerErrorAfterCommit),
+                Some(OrderFault::DropAfterCommit),
+                Some(OrderFault::HangAfterCommit(Duration::from_millis(7))),
+                None,
+                None
+            ]
+        );
+        assert_eq!(order(0, &Faults::default()), None);
     }
 }

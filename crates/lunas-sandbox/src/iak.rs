@@ -11,7 +11,7 @@
 //!   PROCESS; when the deposit is short it fails at once with rc 17, an unknown product with
 //!   rc 20, an inactive one with rc 106; these immediate failures are kept (check-status
 //!   repeats them) but send no callback;
-//! - a top-up with a `ref_id` already used answers as check-status does;
+//! - a top-up with a `ref_id` already used answers as check-status does (and creates nothing);
 //! - a failed top-up gives its price back; `balance` in answers is the deposit at that time,
 //!   and in callbacks the deposit once the outcome is applied;
 //! - check-status of an unknown `ref_id` is rc 06.
@@ -35,7 +35,7 @@ use time::OffsetDateTime;
 use crate::callbacks::{Delivery, Plan};
 use crate::catalogue::{self, Goods, Product};
 use crate::config::{AccountCredentials, AccountKind, Environment};
-use crate::faults::{self, CheckFault};
+use crate::faults::{self, CheckFault, OrderFault};
 use crate::http::{self, Seen};
 use crate::log::{CallbackKind, CallbackOutcome};
 use crate::scenario::{self, PrepaidOutcome};
@@ -153,72 +153,85 @@ async fn answer(sb: &Sandbox, path: &str, bytes: &[u8]) -> (Response, Seen) {
         }
     }
 
+    // A top-up is an order: it meets the order faults, re-sent or not.
+    let order_fault = match req.command {
+        PrepaidCommand::TopUp { .. } => sb.order_fault(index),
+        _ => None,
+    };
+    if let Some(fault) = order_fault {
+        seen.fault = Some(fault.as_str());
+        if fault == OrderFault::ServerErrorBeforeCommit {
+            return (faults::server_error(), seen);
+        }
+    }
+
     let now = sb.now();
-    let mut st = sb.lock();
-    sb.settle(&mut st, now);
-    let result = match &req.command {
-        PrepaidCommand::TopUp {
-            ref_id,
-            customer_id,
-            product_code,
-        } => top_up(sb, &mut st, index, ref_id, customer_id, product_code, now),
-        PrepaidCommand::CheckStatus { ref_id } => {
-            let acc = &st.accounts[index];
-            match acc.prepaid.get(ref_id) {
-                Some(tx) => view(tx, acc.balance),
-                None => bare("06", Some(ref_id)),
+    // The lock is held in this block only: never across the await below.
+    let result = {
+        let mut st = sb.lock();
+        sb.settle(&mut st, now);
+        match &req.command {
+            PrepaidCommand::TopUp {
+                ref_id,
+                customer_id,
+                product_code,
+            } => top_up(sb, &mut st, index, ref_id, customer_id, product_code, now),
+            PrepaidCommand::CheckStatus { ref_id } => {
+                let acc = &st.accounts[index];
+                match acc.prepaid.get(ref_id) {
+                    Some(tx) => view(tx, acc.balance),
+                    None => bare("06", Some(ref_id)),
+                }
+            }
+            PrepaidCommand::Balance { .. } => {
+                let balance = st.accounts[index].balance;
+                drop(st);
+                let result = match version {
+                    ApiVersion::V1 => BalanceResult {
+                        balance: Some(balance),
+                        ..BalanceResult::default()
+                    },
+                    ApiVersion::V2 => BalanceResult {
+                        balance: Some(balance),
+                        currency: (account.kind == AccountKind::Idsl).then(|| "IDR".to_owned()),
+                        message: Some("SUCCESS".to_owned()),
+                        rc: Some("00".to_owned()),
+                    },
+                };
+                seen.rc = result.rc.clone();
+                return (
+                    http::provider(StatusCode::OK, format, result.encode(format)),
+                    seen,
+                );
+            }
+            PrepaidCommand::PriceList {
+                product_type,
+                operator,
+                status,
+            } => {
+                drop(st);
+                let result = PriceListResult {
+                    pricelist: catalogue::price_list(
+                        product_type.as_deref(),
+                        operator.as_deref(),
+                        status.as_deref(),
+                    ),
+                    rc: Some("00".to_owned()),
+                    message: Some("SUCCESS".to_owned()),
+                };
+                seen.rc = Some("00".to_owned());
+                return (
+                    http::provider(StatusCode::OK, format, result.encode(format, version)),
+                    seen,
+                );
             }
         }
-        PrepaidCommand::Balance { .. } => {
-            let balance = st.accounts[index].balance;
-            drop(st);
-            let result = match version {
-                ApiVersion::V1 => BalanceResult {
-                    balance: Some(balance),
-                    ..BalanceResult::default()
-                },
-                ApiVersion::V2 => BalanceResult {
-                    balance: Some(balance),
-                    currency: (account.kind == AccountKind::Idsl).then(|| "IDR".to_owned()),
-                    message: Some("SUCCESS".to_owned()),
-                    rc: Some("00".to_owned()),
-                },
-            };
-            seen.rc = result.rc.clone();
-            return (
-                http::provider(StatusCode::OK, format, result.encode(format)),
-                seen,
-            );
-        }
-        PrepaidCommand::PriceList {
-            product_type,
-            operator,
-            status,
-        } => {
-            drop(st);
-            let result = PriceListResult {
-                pricelist: catalogue::price_list(
-                    product_type.as_deref(),
-                    operator.as_deref(),
-                    status.as_deref(),
-                ),
-                rc: Some("00".to_owned()),
-                message: Some("SUCCESS".to_owned()),
-            };
-            seen.rc = Some("00".to_owned());
-            return (
-                http::provider(StatusCode::OK, format, result.encode(format, version)),
-                seen,
-            );
-        }
     };
-    drop(st);
     sb.inner.wake.notify_one();
     seen.rc = Some(result.rc.clone());
-    (
-        http::provider(StatusCode::OK, format, result.encode(format, version)),
-        seen,
-    )
+    let response = http::provider(StatusCode::OK, format, result.encode(format, version));
+    let response = sb.order_answer(order_fault, response, &mut seen).await;
+    (response, seen)
 }
 
 fn top_up(
@@ -268,6 +281,7 @@ fn top_up(
         rc: code.to_owned(),
         outcome,
         delivered: Delivered::default(),
+        created_at: now,
     };
     if tx.status == PrepaidStatus::Process
         && account.environment == Environment::Production

@@ -12,7 +12,7 @@
 //! - IAK postpaid `POST /api/v1/bill/check` ([`postpaid`]);
 //! - MCPayment PG3 virtual accounts `/va`, `/va/inquiry`, `/va/cancel` ([`mcp`]);
 //! - the controls `POST /sandbox/report`, `POST /sandbox/va/pay`, `POST /sandbox/deposit`,
-//!   `GET /sandbox/log`, `GET /sandbox/accounts` ([`control`]).
+//!   `GET /sandbox/log`, `GET /sandbox/accounts`, `GET /sandbox/transactions` ([`control`]).
 //!
 //! Architecture invariant: the sandbox shares only `lunas-protocol` with the gateway, and
 //! builds and parses every provider message with it. It never reuses gateway code, so that it
@@ -164,6 +164,7 @@ impl Sandbox {
             .route("/sandbox/deposit", post(control::deposit))
             .route("/sandbox/log", get(control::log))
             .route("/sandbox/accounts", get(control::accounts))
+            .route("/sandbox/transactions", get(control::transactions))
             .fallback(http::not_found)
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(self.clone())
@@ -171,7 +172,7 @@ impl Sandbox {
 
     /// Serves the sandbox on `listener` and sends callbacks in the background until
     /// `shutdown` completes; then stops accepting connections, lets requests in flight finish
-    /// (a hanging check-status fault is cut short) and returns.
+    /// (a hanging check-status or order fault is cut short) and returns.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,

@@ -31,8 +31,11 @@ pub struct RequestRecord {
     pub reference: Option<String>,
     /// The answered response code (`rc`, `response_code`), when the answer has one.
     pub rc: Option<String>,
+    /// The HTTP status answered; for `drop_after_commit`, that of the answer withheld.
     pub http_status: u16,
-    /// The check-status fault applied (`5xx`, `timeout`, `garbage`), if any.
+    /// The fault applied, if any: to a check-status call `5xx`, `timeout` or `garbage`; to an
+    /// order `5xx_before_commit`, `5xx_after_commit`, `drop_after_commit` or
+    /// `hang_after_commit`.
     pub fault: Option<String>,
 }
 

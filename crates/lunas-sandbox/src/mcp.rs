@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 use crate::callbacks::{Delivery, Plan};
 use crate::clock;
 use crate::config::AccountCredentials;
-use crate::faults::{self, CheckFault};
+use crate::faults::{self, CheckFault, OrderFault};
 use crate::http::{self, Seen};
 use crate::log::{CallbackKind, CallbackOutcome};
 use crate::state::{State, Va, VaPayment};
@@ -96,8 +96,21 @@ pub(crate) async fn create(
         command: Some("va-create"),
         ..Seen::default()
     };
-    let result = do_create(&sb, &headers, &body, &mut seen);
-    let response = respond(result, &mut seen);
+    let response = match authenticate_create(&sb, &headers, &body, &mut seen) {
+        Err(refusal) => respond(Err(refusal), &mut seen),
+        // A VA create is an order: it meets the order faults, re-sent or not.
+        Ok((index, req)) => match sb.order_fault(index) {
+            Some(OrderFault::ServerErrorBeforeCommit) => {
+                seen.fault = Some(OrderFault::ServerErrorBeforeCommit.as_str());
+                faults::server_error()
+            }
+            fault => {
+                seen.fault = fault.map(OrderFault::as_str);
+                let response = respond(do_create(&sb, index, &req), &mut seen);
+                sb.order_answer(fault, response, &mut seen).await
+            }
+        },
+    };
     sb.seen("POST", mcp::PATH_CREATE, response.status(), seen);
     response
 }
@@ -283,19 +296,23 @@ fn bank_prefix(channel: &str) -> &'static str {
     }
 }
 
-fn do_create(
+/// Authenticates a create request: `(account, request)`.
+fn authenticate_create(
     sb: &Sandbox,
     headers: &HeaderMap,
     body: &[u8],
     seen: &mut Seen,
-) -> Result<VaTransaction, Refusal> {
+) -> Result<(usize, CreateVaRequest), Refusal> {
     let index = sb.mcp_account(headers)?;
-    let account = &sb.inner.accounts[index];
-    seen.account = Some(account.id.clone());
+    seen.account = Some(sb.inner.accounts[index].id.clone());
     let req = CreateVaRequest::parse(body).map_err(|e| parse_error(&e))?;
     seen.reference = Some(req.external_id.clone());
     sb.check_signature(index, headers, &req.external_id, &req.order_id)?;
+    Ok((index, req))
+}
 
+/// Creates the VA an authenticated request asks for.
+fn do_create(sb: &Sandbox, index: usize, req: &CreateVaRequest) -> Result<VaTransaction, Refusal> {
     let id_ok = |s: &str, max: usize| {
         !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };

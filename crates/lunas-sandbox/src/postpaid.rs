@@ -29,7 +29,7 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use crate::catalogue::{self, BillShape};
-use crate::faults::{self, CheckFault};
+use crate::faults::{self, CheckFault, OrderFault};
 use crate::http::{self, Seen};
 use crate::iak::refusal_format;
 use crate::scenario::{self, PaymentOutcome, PostpaidScenario};
@@ -147,32 +147,45 @@ async fn answer(sb: &Sandbox, path: &str, bytes: &[u8]) -> (Response, Seen) {
         return (http::provider(StatusCode::OK, format, body), seen);
     }
 
-    let now = sb.now();
-    let mut st = sb.lock();
-    let result = match &req.command {
-        PostpaidCommand::Inquiry {
-            code, hp, ref_id, ..
-        } => inquiry(&mut st, index, code, hp, ref_id, now),
-        PostpaidCommand::Payment { tr_id } => pay(&mut st, index, *tr_id, now),
-        PostpaidCommand::CheckStatus { ref_id } => {
-            let acc = &st.accounts[index];
-            match acc.postpaid.get(ref_id) {
-                Some(tx) => {
-                    let mut r = view(tx, Some(acc.balance));
-                    r.status = Some(tx.status);
-                    r
-                }
-                None => bare("06"),
-            }
-        }
-        PostpaidCommand::PriceList { .. } => bare("00"),
+    // A payment is an order: it meets the order faults, re-sent or not.
+    let order_fault = match req.command {
+        PostpaidCommand::Payment { .. } => sb.order_fault(index),
+        _ => None,
     };
-    drop(st);
+    if let Some(fault) = order_fault {
+        seen.fault = Some(fault.as_str());
+        if fault == OrderFault::ServerErrorBeforeCommit {
+            return (faults::server_error(), seen);
+        }
+    }
+
+    let now = sb.now();
+    // The lock is held in this block only: never across the await below.
+    let result = {
+        let mut st = sb.lock();
+        match &req.command {
+            PostpaidCommand::Inquiry {
+                code, hp, ref_id, ..
+            } => inquiry(&mut st, index, code, hp, ref_id, now),
+            PostpaidCommand::Payment { tr_id } => pay(&mut st, index, *tr_id, now),
+            PostpaidCommand::CheckStatus { ref_id } => {
+                let acc = &st.accounts[index];
+                match acc.postpaid.get(ref_id) {
+                    Some(tx) => {
+                        let mut r = view(tx, Some(acc.balance));
+                        r.status = Some(tx.status);
+                        r
+                    }
+                    None => bare("06"),
+                }
+            }
+            PostpaidCommand::PriceList { .. } => bare("00"),
+        }
+    };
     seen.rc = Some(result.response_code.clone());
-    (
-        http::provider(StatusCode::OK, format, result.encode(format)),
-        seen,
-    )
+    let response = http::provider(StatusCode::OK, format, result.encode(format));
+    let response = sb.order_answer(order_fault, response, &mut seen).await;
+    (response, seen)
 }
 
 fn inquiry(
@@ -229,6 +242,7 @@ fn inquiry(
         response_code: "42".to_owned(),
         paid_at: None,
         noref: None,
+        created_at: now,
     };
     let result = inquiry_view(&tx);
     let acc = &mut st.accounts[index];

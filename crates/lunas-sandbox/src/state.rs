@@ -157,6 +157,8 @@ pub(crate) struct AccountState {
     pub vas: HashMap<String, Va>,
     /// Check-status calls answered so far (for the check-status fault counts).
     pub check_status_calls: u32,
+    /// Order requests received so far (for the order fault counts).
+    pub order_calls: u32,
 }
 
 /// What a successful top-up delivered.
@@ -180,6 +182,8 @@ pub(crate) struct PrepaidTx {
     /// How it ends when nobody intervenes.
     pub outcome: PrepaidOutcome,
     pub delivered: Delivered,
+    /// When the top-up was received.
+    pub created_at: OffsetDateTime,
 }
 
 /// One period of a postpaid bill.
@@ -205,6 +209,8 @@ pub(crate) struct PostpaidTx {
     pub response_code: String,
     pub paid_at: Option<OffsetDateTime>,
     pub noref: Option<String>,
+    /// When the inquiry was made.
+    pub created_at: OffsetDateTime,
 }
 
 impl PostpaidTx {

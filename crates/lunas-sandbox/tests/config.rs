@@ -149,6 +149,7 @@ fn every_mistake_has_a_clear_message() {
         (iak("deposit = -1"), "deposit: must not be negative"),
         (iak("[sandbox.accounts.faults]\ndrop = 1.5"), "faults.drop: 1.5 is not a probability"),
         (iak("[sandbox.accounts.faults]\ncheck_status_hang_ms = 999999"), "at most 120000 ms"),
+        (iak("[sandbox.accounts.faults]\norder_hang_ms = 999999"), "faults.order_hang_ms: at most 120000 ms"),
         (iak("id = \"has space\""), "id: must be non-empty"),
         (iak("callback_timeout_ms = 0"), "more than 0"),
         (iak("callback_delay_ms = 18446744073709551615"), "callback_delay_ms: 18446744073709551615 ms is more than a week"),
@@ -182,6 +183,57 @@ fn every_mistake_has_a_clear_message() {
             "expected {expected:?} in {e:?}\n{text}"
         );
         assert!(e.starts_with("sandbox configuration: "), "{e}");
+    }
+}
+
+#[test]
+fn order_fault_knobs_are_counts_with_a_default_hang() {
+    let account = |faults: &str| {
+        format!(
+            "[sandbox]\n[[sandbox.accounts]]\nkind = \"iak\"\nusername = \"0812\"\napi_key = \"k\"\ncallback_url = \"http://127.0.0.1:1/cb\"\n[sandbox.accounts.faults]\n{faults}"
+        )
+    };
+    let valid = config(&account(
+        "order_5xx_before_commit = 1\norder_5xx_after_commit = 2\norder_drop_after_commit = 3\norder_hang_after_commit = 4",
+    ))
+    .validate()
+    .unwrap();
+    let f = &valid.accounts[0].faults;
+    assert_eq!(
+        (
+            f.order_5xx_before_commit,
+            f.order_5xx_after_commit,
+            f.order_drop_after_commit,
+            f.order_hang_after_commit
+        ),
+        (1, 2, 3, 4)
+    );
+    assert_eq!(f.order_hang, Duration::from_millis(35_000));
+    let valid = config(&account("order_hang_ms = 250")).validate().unwrap();
+    assert_eq!(
+        valid.accounts[0].faults.order_hang,
+        Duration::from_millis(250)
+    );
+    assert_eq!(valid.accounts[0].faults.order_5xx_before_commit, 0);
+
+    // Counts are whole numbers, never negative.
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct File {
+        sandbox: SandboxConfig,
+    }
+    for bad in [
+        "order_5xx_before_commit = -1",
+        "order_5xx_after_commit = 1.5",
+        "order_drop_after_commit = \"2\"",
+        "order_hang_after_commit = -3",
+        "order_hang_ms = -1",
+    ] {
+        let e = toml::from_str::<File>(&account(bad))
+            .unwrap_err()
+            .to_string();
+        let knob = bad.split(' ').next().unwrap();
+        assert!(e.contains(knob), "{bad}: {e}");
     }
 }
 

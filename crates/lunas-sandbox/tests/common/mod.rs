@@ -284,6 +284,21 @@ impl Harness {
         body: impl Into<String>,
         headers: &[(&str, String)],
     ) -> Answer {
+        self.try_post_with(path, content_type, body, headers, None)
+            .await
+            .expect("request answered")
+    }
+
+    /// Like [`Harness::post_with`], but a request that gets no answer (a closed connection, or
+    /// no answer within `timeout`) is the client's error rather than a failed test.
+    pub async fn try_post_with(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<String>,
+        headers: &[(&str, String)],
+        timeout: Option<Duration>,
+    ) -> Result<Answer, reqwest::Error> {
         let mut req = self
             .client
             .post(format!("{}{path}", self.url))
@@ -292,19 +307,22 @@ impl Harness {
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let response = bounded(req.send()).await.expect("request sent");
+        if let Some(timeout) = timeout {
+            req = req.timeout(timeout);
+        }
+        let response = bounded(req.send()).await?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = bounded(response.bytes()).await.expect("body read");
-        Answer {
+        let body = bounded(response.bytes()).await?;
+        Ok(Answer {
             status,
             content_type,
             body,
-        }
+        })
     }
 
     pub async fn get(&self, path: &str) -> Answer {
