@@ -356,6 +356,9 @@ async fn fill(
             },
             at,
             check_after,
+            origin: "registration",
+            order: None,
+            lease: None,
         };
         let store = Arc::clone(store);
         set.spawn(async move { store.register(reg).await.map(|_| ()) });

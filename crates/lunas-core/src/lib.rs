@@ -9,8 +9,10 @@
 
 pub mod delivery;
 pub mod model;
+pub mod order;
 pub mod transition;
 
 pub use delivery::*;
 pub use model::*;
+pub use order::*;
 pub use transition::{decide, give_up, Decision};

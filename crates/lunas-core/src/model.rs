@@ -92,6 +92,13 @@ pub struct TxExtra {
     /// Why the transaction is flagged, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<Flag>,
+    /// How lunas learnt of the transaction: `registration` or `order`; none: a provider's
+    /// message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// The order lunas placed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<crate::order::OrderState>,
 }
 
 impl TxExtra {
@@ -223,6 +230,15 @@ impl TxRecord {
     /// outcome, a claim to confirm, or a final state that is watched (a provisional failure, an
     /// open or multi-use VA until it expires).
     pub fn wants_check(&self, now: OffsetDateTime) -> bool {
+        if self
+            .extra
+            .order
+            .as_ref()
+            .is_some_and(|o| o.awaits_payment() && o.submission.is_answered())
+        {
+            // An inquired bill nobody asked to pay: nothing to learn.
+            return false;
+        }
         !self.state.is_final()
             || self.unconfirmed.is_some()
             || self
@@ -259,6 +275,19 @@ impl TxRecord {
         if let Some(reason) = &self.extra.inferred {
             m.insert("inferred".into(), json!(reason));
         }
+        m.insert(
+            "origin".into(),
+            json!(self.extra.origin.as_deref().unwrap_or("callback")),
+        );
+        if let Some(order) = &self.extra.order {
+            m.insert(
+                "submission".into(),
+                json!(order.shown_submission().as_str()),
+            );
+            if let Some(bill) = &order.bill {
+                m.insert("bill".into(), json!(bill));
+            }
+        }
         if !self.extra.flags.is_empty() {
             let reasons: Vec<Value> = self
                 .extra
@@ -271,6 +300,7 @@ impl TxRecord {
         if self.kind == TxKind::Va {
             let x = &self.extra;
             m.insert("order_id".into(), json!(self.order_id));
+            m.insert("va_number".into(), json!(self.customer_id));
             m.insert("total_paid".into(), json!(self.total_paid));
             m.insert("payments".into(), json!(self.payments));
             m.insert("payment_system".into(), json!(x.payment_system));
@@ -375,6 +405,8 @@ pub enum Source {
     Callback,
     /// lunas asked the provider's check-status API.
     Check,
+    /// lunas placed an order (or repeated it to learn its outcome).
+    Order,
 }
 
 impl Source {
@@ -382,6 +414,7 @@ impl Source {
         match self {
             Source::Callback => "callback",
             Source::Check => "check",
+            Source::Order => "order",
         }
     }
 
@@ -389,6 +422,7 @@ impl Source {
         match s {
             "callback" => Some(Source::Callback),
             "check" => Some(Source::Check),
+            "order" => Some(Source::Order),
             _ => None,
         }
     }
@@ -426,10 +460,15 @@ pub enum ObservationVerdict {
     Unconfirmed,
     /// A status check got no usable answer (timeout, 5xx, garbage, refusal): nothing changes.
     CheckFailed,
+    /// An order request is leaving (committed first): it may reach the provider from now on.
+    Sent,
+    /// An order request got no definite answer (timeout, reset, 5xx, garbage): its outcome is
+    /// unknown and is asked for with the same ref.
+    NoAnswer,
 }
 
 impl ObservationVerdict {
-    pub const ALL: [ObservationVerdict; 14] = [
+    pub const ALL: [ObservationVerdict; 16] = [
         ObservationVerdict::Created,
         ObservationVerdict::Applied,
         ObservationVerdict::Updated,
@@ -444,6 +483,8 @@ impl ObservationVerdict {
         ObservationVerdict::ForbiddenSource,
         ObservationVerdict::Unconfirmed,
         ObservationVerdict::CheckFailed,
+        ObservationVerdict::Sent,
+        ObservationVerdict::NoAnswer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -462,6 +503,8 @@ impl ObservationVerdict {
             ObservationVerdict::ForbiddenSource => "forbidden_source",
             ObservationVerdict::Unconfirmed => "unconfirmed",
             ObservationVerdict::CheckFailed => "check_failed",
+            ObservationVerdict::Sent => "sent",
+            ObservationVerdict::NoAnswer => "no_answer",
         }
     }
 

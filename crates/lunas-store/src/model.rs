@@ -80,6 +80,11 @@ pub struct CheckRecord {
     pub give_up: bool,
     /// The account's low-balance threshold (see [`Ingest::low_balance`]).
     pub low_balance: Option<i64>,
+    /// The order's new state (orders lunas places), saved with the check.
+    pub order: Option<lunas_core::OrderState>,
+    /// Keep the check lease and count no attempt: the caller goes on working on the
+    /// transaction (an order request about to leave).
+    pub keep_lease: bool,
 }
 
 /// One reported deposit balance.
@@ -110,6 +115,13 @@ pub struct Registration {
     pub at: OffsetDateTime,
     /// Ask the provider this long after registration if no outcome arrives before.
     pub check_after: Option<Duration>,
+    /// How lunas learnt of it: `registration` or `order`.
+    pub origin: &'static str,
+    /// The order lunas is placing, for an order.
+    pub order: Option<lunas_core::OrderState>,
+    /// Hold the check lease this long from `at` (the caller works on the transaction now; if
+    /// it dies, the reconciler takes over when the lease ends).
+    pub lease: Option<Duration>,
 }
 
 /// A filter over transactions, with cursor pagination.

@@ -259,6 +259,9 @@ async fn registration_is_idempotent_and_lists_filter_and_page_on(db: &Db) {
             },
             at: OffsetDateTime::now_utc(),
             check_after: None,
+            origin: "registration",
+            order: None,
+            lease: None,
         };
         let (rec, created) = store.register(reg.clone()).await.unwrap();
         assert!(created);
@@ -477,6 +480,9 @@ async fn checks_are_leased_to_one_node_and_come_back_when_the_lease_ends() {
                 detail: Detail::default(),
                 at: t0,
                 check_after: Some(Duration::from_secs(60)),
+                origin: "registration",
+                order: None,
+                lease: None,
             })
             .await
             .unwrap();

@@ -72,6 +72,17 @@ impl Gateway {
                 .map_err(StartError::Config)?
                 .with_metrics(Arc::clone(&metrics)),
         );
+        let check_wake = Arc::new(Notify::new());
+        let wake = Arc::new(Notify::new());
+        let orders = Arc::new(
+            crate::orders::Orders::new(
+                Arc::clone(&store),
+                &config.providers,
+                Arc::clone(&check_wake),
+                Arc::clone(&wake),
+            )
+            .map_err(StartError::Config)?,
+        );
         Ok(Gateway {
             state: AppState {
                 store,
@@ -79,9 +90,10 @@ impl Gateway {
                 admin_token: Arc::new(admin_token),
                 body_limit: config.server.body_limit,
                 read_timeout: config.server.read_timeout,
-                wake: Arc::new(Notify::new()),
-                check_wake: Arc::new(Notify::new()),
+                wake,
+                check_wake,
                 reconciler,
+                orders,
                 metrics,
                 endpoints: Arc::new(config.endpoints.clone()),
                 filters: Arc::new(deliverer.filters().to_vec()),

@@ -2,6 +2,8 @@
 //!
 //! The binary is a thin shell over this library; see `ARCHITECTURE.md` for the map.
 
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -10,6 +12,7 @@ pub mod demo;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod orders;
 pub mod providers;
 pub mod reconcile;
 pub mod secrets;

@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lunas_core::{Basis, Detail, Fact, NewObservation, ObservationVerdict, Source, TxRecord};
+use lunas_core::{
+    Basis, Detail, Fact, NewObservation, ObservationVerdict, Source, Submission, TxRecord,
+};
 use lunas_protocol::{State, TxKind};
 use lunas_store::{CheckRecord, Ingested, Store, StoreError};
 use time::OffsetDateTime;
@@ -23,6 +25,7 @@ use tokio::task::JoinSet;
 
 use crate::config::ProviderConfig;
 use crate::metrics::Metrics;
+use crate::orders;
 use crate::providers::{self, CheckOutcome};
 
 /// How long a claimed check is leased: longer than any check can take.
@@ -31,7 +34,7 @@ fn lease_for(config: &ProviderConfig) -> Duration {
 }
 
 /// A per-provider token bucket, in thousandths of a call.
-struct Bucket {
+pub(crate) struct Bucket {
     milli: u64,
     capacity: u64,
     per_minute: u64,
@@ -39,7 +42,7 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn new(per_minute: u32, now: OffsetDateTime) -> Self {
+    pub(crate) fn new(per_minute: u32, now: OffsetDateTime) -> Self {
         let capacity = u64::from(per_minute) * 1000;
         Bucket {
             milli: capacity,
@@ -50,7 +53,7 @@ impl Bucket {
     }
 
     /// Whole calls available at `now`.
-    fn available(&mut self, now: OffsetDateTime) -> usize {
+    pub(crate) fn available(&mut self, now: OffsetDateTime) -> usize {
         if now > self.last {
             let elapsed_ms = (now - self.last).whole_milliseconds().max(0) as u64;
             self.milli = (self.milli + elapsed_ms * self.per_minute / 60).min(self.capacity);
@@ -59,13 +62,15 @@ impl Bucket {
         (self.milli / 1000) as usize
     }
 
-    fn take(&mut self, n: usize) {
+    pub(crate) fn take(&mut self, n: usize) {
         self.milli = self.milli.saturating_sub(n as u64 * 1000);
     }
 }
 
 struct Checker {
     config: ProviderConfig,
+    /// For order requests (the orders' timeout).
+    order_client: reqwest::Client,
     client: reqwest::Client,
     bucket: Mutex<Bucket>,
 }
@@ -113,11 +118,14 @@ impl Reconciler {
         for p in providers {
             let client =
                 providers::client(p.reconcile.timeout).map_err(|e| format!("{:?}: {e}", p.id))?;
+            let order_client =
+                providers::client(p.orders.timeout).map_err(|e| format!("{:?}: {e}", p.id))?;
             let bucket = Mutex::new(Bucket::new(p.reconcile.rate_per_minute, now));
             checkers.insert(
                 p.id.clone(),
                 Arc::new(Checker {
                     config: p.clone(),
+                    order_client,
                     client,
                     bucket,
                 }),
@@ -266,6 +274,21 @@ async fn check_one(
     now: OffsetDateTime,
 ) -> Result<Ingested, StoreError> {
     let config = &checker.config;
+    if let Some(order) = &tx.extra.order {
+        let (spec, submission) = order.current();
+        let resend = match submission {
+            // Committed, never left (or surely never arrived): send it.
+            Submission::NotSent => true,
+            // It may be at the provider: where repeating it is the provider's own status
+            // check, that is how its outcome is learnt (and how it is placed if it never
+            // arrived); otherwise the status API is asked below.
+            Submission::Sent | Submission::Unknown => config.provider.repeat_is_status(&spec),
+            Submission::Accepted | Submission::Rejected => false,
+        };
+        if resend {
+            return orders::submit(store, config, &checker.order_client, tx).await;
+        }
+    }
     let checked = providers::check_status(&checker.client, config.provider.as_ref(), &tx).await;
     let age: Duration = (now - tx.created_at).try_into().unwrap_or_default();
     let r = &config.reconcile;
@@ -279,6 +302,15 @@ async fn check_one(
     };
     // The provider's window, until which an inferred failure is still checked.
     let window_end = tx.created_at + r.give_up_after;
+    // An order whose answer was lost is known to the provider once its status API answers.
+    let order = tx.extra.order.clone().map(|mut o| {
+        if matches!(checked.outcome, CheckOutcome::Answered(_))
+            && !o.shown_submission().is_answered()
+        {
+            o.set_current(Submission::Accepted, false);
+        }
+        o
+    });
     let fact = match checked.outcome {
         CheckOutcome::Answered(fact) => Some(fact),
         CheckOutcome::NotFound if tx.kind != TxKind::Va && unanswered_for(r.not_found_grace) => {
@@ -325,6 +357,8 @@ async fn check_one(
             next_check_at: Some(now + r.wait_after(attempts)),
             give_up,
             low_balance: config.low_balance,
+            order,
+            keep_lease: false,
         })
         .await?;
     if let Some(rec) = &done.record {

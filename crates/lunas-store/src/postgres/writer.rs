@@ -718,12 +718,23 @@ async fn register(
     }
     let mut rec = TxRecord::new(&reg.provider_id, &reg.reference, reg.kind, reg.at);
     rec.describe(&reg.detail);
+    rec.extra.origin = Some(reg.origin.to_owned());
+    rec.extra.order = reg.order.clone();
     let at = to_millis(reg.at);
     match save_tx(c, &rec).await? {
-        Some(rec) => Ok((
-            schedule(c, rec, When::Keep(reg.check_after), at, false).await?,
-            true,
-        )),
+        Some(rec) => {
+            if let Some(lease) = reg.lease {
+                sqlx::query("UPDATE transactions SET check_lease_until = $1 WHERE id = $2")
+                    .bind(at + lease.as_millis() as i64)
+                    .bind(rec.id)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            Ok((
+                schedule(c, rec, When::Keep(reg.check_after), at, false).await?,
+                true,
+            ))
+        }
         None => {
             // Another node registered (or a callback created) it first.
             let existing = select_tx(c, &reg.provider_id, &reg.reference, false)
@@ -792,19 +803,21 @@ async fn record_check(
 ) -> Result<(Ingested, Tail), sqlx::Error> {
     let obs = &check.observation;
     let at = to_millis(obs.received_at);
-    let current = lock_tx_by_id(c, check.transaction_id).await?;
+    let mut current = lock_tx_by_id(c, check.transaction_id).await?;
+    let order_changed = take_order(&mut current, check);
     let next = check.next_check_at.map(to_millis);
     let existing = |done: Option<Committed>| done.ok_or(sqlx::Error::RowNotFound);
     let (verdict, record, mut events) = match &check.fact {
         Some(fact) => {
-            let decision = decide(
+            let mut decision = decide(
                 Some(&current),
                 &current.provider_id,
                 fact,
                 Trust::Authoritative,
                 obs.received_at,
             );
-            existing(commit_decision(c, decision, at, When::At(next), true).await?)?
+            decision.changed |= order_changed;
+            existing(commit_decision(c, decision, at, When::At(next), !check.keep_lease).await?)?
         }
         None => {
             let (_, record, events) = existing(
@@ -853,4 +866,15 @@ async fn record_check(
             counted: Some(counted(obs, verdict, balance, check.low_balance)),
         },
     ))
+}
+
+/// Puts the order state a check carries into the transaction; whether it changed.
+fn take_order(current: &mut TxRecord, check: &CheckRecord) -> bool {
+    match &check.order {
+        Some(order) if current.extra.order.as_ref() != Some(order) => {
+            current.extra.order = Some(order.clone());
+            true
+        }
+        _ => false,
+    }
 }

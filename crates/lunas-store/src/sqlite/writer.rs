@@ -532,8 +532,14 @@ fn register(c: &Connection, reg: &Registration) -> rusqlite::Result<(TxRecord, b
     }
     let mut rec = TxRecord::new(&reg.provider_id, &reg.reference, reg.kind, reg.at);
     rec.describe(&reg.detail);
+    rec.extra.origin = Some(reg.origin.to_owned());
+    rec.extra.order = reg.order.clone();
     let at = to_millis(reg.at);
     let rec = save_tx(c, &rec)?;
+    if let Some(lease) = reg.lease {
+        c.prepare_cached("UPDATE transactions SET check_lease_until = ?1 WHERE id = ?2")?
+            .execute(params![at + lease.as_millis() as i64, rec.id])?;
+    }
     Ok((
         schedule(c, rec, When::Keep(reg.check_after), at, false)?,
         true,
@@ -590,22 +596,24 @@ fn record_check(
 ) -> rusqlite::Result<Ingested> {
     let obs = &check.observation;
     let at = to_millis(obs.received_at);
-    let current = c
+    let mut current = c
         .prepare_cached(&format!(
             "SELECT {TX_COLUMNS} FROM transactions WHERE id = ?1"
         ))?
         .query_row([check.transaction_id], tx_from_row)?;
+    let order_changed = take_order(&mut current, check);
     let next = check.next_check_at.map(to_millis);
     let (verdict, record, mut events) = match &check.fact {
         Some(fact) => {
-            let decision = decide(
+            let mut decision = decide(
                 Some(&current),
                 &current.provider_id,
                 fact,
                 Trust::Authoritative,
                 obs.received_at,
             );
-            commit_decision(c, decision, at, When::At(next), true)?
+            decision.changed |= order_changed;
+            commit_decision(c, decision, at, When::At(next), !check.keep_lease)?
         }
         None => {
             let (_, record, events) = commit_decision(
@@ -613,12 +621,12 @@ fn record_check(
                 Decision {
                     verdict: ObservationVerdict::CheckFailed,
                     record: current.clone(),
-                    changed: false,
+                    changed: order_changed,
                     events: vec![],
                 },
                 at,
                 When::At(next),
-                true,
+                !check.keep_lease,
             )?;
             (
                 obs.verdict.unwrap_or(ObservationVerdict::CheckFailed),
@@ -652,4 +660,15 @@ fn record_check(
         record: Some(record),
         events,
     })
+}
+
+/// Puts the order state a check carries into the transaction; whether it changed.
+fn take_order(current: &mut TxRecord, check: &CheckRecord) -> bool {
+    match &check.order {
+        Some(order) if current.extra.order.as_ref() != Some(order) => {
+            current.extra.order = Some(order.clone());
+            true
+        }
+        _ => false,
+    }
 }

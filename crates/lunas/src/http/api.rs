@@ -304,6 +304,9 @@ pub async fn register_transaction(
         },
         check_after: Some(provider.reconcile.first_check_after),
         at: OffsetDateTime::now_utc(),
+        origin: "registration",
+        order: None,
+        lease: None,
     };
     let (tx, created) = app.store.register(registration).await?;
     if tx.kind != kind {

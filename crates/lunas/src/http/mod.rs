@@ -4,6 +4,7 @@ pub mod api;
 pub mod callbacks;
 pub mod dashboard;
 pub mod openapi;
+pub mod orders;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub struct AppState {
     /// Wakes the reconciler when a callback claim waits for confirmation.
     pub check_wake: Arc<tokio::sync::Notify>,
     pub reconciler: Arc<crate::reconcile::Reconciler>,
+    pub orders: Arc<crate::orders::Orders>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub endpoints: Arc<Vec<crate::config::EndpointConfig>>,
     pub filters: Arc<Vec<lunas_store::EndpointFilter>>,
@@ -57,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::DELIVERIES, get(api::deliveries))
         .route(openapi::DELIVERIES_REDELIVER, post(api::redeliver_dead))
         .route(openapi::ENDPOINTS, get(api::endpoints))
+        .route(openapi::ORDERS, post(orders::place))
+        .route(openapi::ORDER_PAY, post(orders::pay))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::require_admin,

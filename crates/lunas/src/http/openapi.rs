@@ -17,6 +17,8 @@ pub const TRANSACTION_REDELIVER: &str = "/api/v1/transactions/{provider_id}/{ref
 pub const DELIVERIES: &str = "/api/v1/deliveries";
 pub const DELIVERIES_REDELIVER: &str = "/api/v1/deliveries/redeliver";
 pub const ENDPOINTS: &str = "/api/v1/endpoints";
+pub const ORDERS: &str = "/api/v1/orders";
+pub const ORDER_PAY: &str = "/api/v1/orders/{provider_id}/{ref}/pay";
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
@@ -37,6 +39,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", DELIVERIES),
     ("post", DELIVERIES_REDELIVER),
     ("get", ENDPOINTS),
+    ("post", ORDERS),
+    ("post", ORDER_PAY),
     ("get", OPENAPI),
     ("get", HEALTHZ),
     ("get", READYZ),
@@ -59,6 +63,80 @@ fn path(name: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
 }
 
+fn transaction_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["provider_id", "ref", "kind", "state", "needs_review", "created_at", "updated_at"],
+        "properties": {
+            "provider_id": {"type": "string"},
+            "ref": {"type": "string"},
+            "kind": {"enum": ["prepaid", "postpaid", "va"]},
+            "state": {"enum": ["pending", "succeeded", "failed", "awaiting_payment", "partially_paid", "paid", "expired", "canceled", "refunded"]},
+            "needs_review": {"type": "boolean"},
+            "amount": {"type": ["integer", "null"], "description": "whole rupiah"},
+            "product_code": {"type": ["string", "null"]},
+            "customer_id": {"type": ["string", "null"]},
+            "provider_transaction_id": {"type": ["string", "null"]},
+            "response_code": {"type": ["string", "null"]},
+            "message": {"type": ["string", "null"]},
+            "serial_number": {"type": ["string", "null"]},
+            "pin": {"type": ["string", "null"]},
+            "activation_code": {"type": ["string", "null"]},
+            "balance_after": {"type": ["integer", "null"]},
+            "order_id": {"type": ["string", "null"], "description": "va only"},
+            "total_paid": {"type": ["integer", "null"], "description": "va only"},
+            "payments": {"type": "array", "description": "va only"},
+            "va_number": {"type": ["string", "null"], "description": "va only"},
+            "payment_system": {"type": ["string", "null"], "description": "va only"},
+            "is_multi_use": {"type": ["boolean", "null"], "description": "va only"},
+            "expires_at": {"type": ["string", "null"], "format": "date-time", "description": "va only"},
+            "total_refunded": {"type": ["integer", "null"], "description": "va only"},
+            "refunds": {"type": "array", "description": "va only"},
+            "origin": {"enum": ["callback", "registration", "order"]},
+            "submission": {"enum": ["not_sent", "sent", "unknown", "accepted", "rejected"], "description": "orders only: how far the order request (or a bill's payment) got"},
+            "bill": {"type": "object", "description": "postpaid orders: the bill the inquiry returned", "properties": {
+                "tr_id": {"type": "string"}, "price": {"type": "integer"}, "amount": {"type": ["integer", "null"]},
+                "admin": {"type": ["integer", "null"]}, "period": {"type": ["string", "null"]},
+                "customer_name": {"type": ["string", "null"]}, "desc": {}}},
+            "inferred": {"type": "string", "description": "a failure lunas inferred after a grace period (provisional)"},
+            "review_reasons": {"type": "array", "items": {"type": "object", "properties": {"reason": {"type": "string"}, "at": {"type": "string"}}}},
+            "unconfirmed_state": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"}
+        }
+    })
+}
+
+fn order_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["provider_id", "ref", "kind"],
+        "description": "prepaid: product_code, customer_id. postpaid: product_code, customer_id (month, year, nomor_identitas where the product needs them); without pay only the inquiry is made; with pay: true and max_amount the bill is paid at once when it costs at most max_amount. va: order_id, amount, payment_channel, billing_name, customer {email, full_name, phone?}, payment_system (CLOSED, OPEN, PARTIAL), multi_use, description, expires_at.",
+        "additionalProperties": false,
+        "properties": {
+            "provider_id": {"type": "string"},
+            "ref": {"type": "string", "description": "IAK/IDSL ref_id, MCPayment external_id; at most 128 characters, no surrounding white space"},
+            "kind": {"enum": ["prepaid", "postpaid", "va"]},
+            "product_code": {"type": "string"},
+            "customer_id": {"type": "string"},
+            "pay": {"type": "boolean"},
+            "max_amount": {"type": ["integer", "string"]},
+            "month": {"type": "string"},
+            "year": {"type": "string"},
+            "nomor_identitas": {"type": "string"},
+            "order_id": {"type": "string"},
+            "amount": {"type": ["integer", "string"]},
+            "payment_channel": {"type": "string"},
+            "payment_system": {"enum": ["CLOSED", "OPEN", "PARTIAL"]},
+            "multi_use": {"type": "boolean"},
+            "billing_name": {"type": "string"},
+            "description": {"type": "string"},
+            "customer": {"type": "object", "properties": {"email": {"type": "string"}, "full_name": {"type": "string"}, "phone": {"type": "string"}}},
+            "expires_at": {"type": "string", "format": "date-time"}
+        }
+    })
+}
+
 /// The OpenAPI 3.1 document of the gateway.
 pub fn spec() -> Value {
     let bearer = json!([{"bearer": []}]);
@@ -78,32 +156,8 @@ pub fn spec() -> Value {
                     "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
                         "code": {"type": "string"}, "message": {"type": "string"}}}}
                 },
-                "Transaction": {
-                    "type": "object",
-                    "required": ["provider_id", "ref", "kind", "state", "needs_review", "created_at", "updated_at"],
-                    "properties": {
-                        "provider_id": {"type": "string"},
-                        "ref": {"type": "string"},
-                        "kind": {"enum": ["prepaid", "postpaid", "va"]},
-                        "state": {"enum": ["pending", "succeeded", "failed", "awaiting_payment", "partially_paid", "paid", "expired", "canceled", "refunded"]},
-                        "needs_review": {"type": "boolean"},
-                        "amount": {"type": ["integer", "null"], "description": "whole rupiah"},
-                        "product_code": {"type": ["string", "null"]},
-                        "customer_id": {"type": ["string", "null"]},
-                        "provider_transaction_id": {"type": ["string", "null"]},
-                        "response_code": {"type": ["string", "null"]},
-                        "message": {"type": ["string", "null"]},
-                        "serial_number": {"type": ["string", "null"]},
-                        "pin": {"type": ["string", "null"]},
-                        "activation_code": {"type": ["string", "null"]},
-                        "balance_after": {"type": ["integer", "null"]},
-                        "order_id": {"type": ["string", "null"], "description": "va only"},
-                        "total_paid": {"type": ["integer", "null"], "description": "va only"},
-                        "payments": {"type": "array", "description": "va only"},
-                        "created_at": {"type": "string", "format": "date-time"},
-                        "updated_at": {"type": "string", "format": "date-time"}
-                    }
-                },
+                "Transaction": transaction_schema(),
+                "Order": order_schema(),
                 "Event": {
                     "type": "object",
                     "required": ["id", "type", "created_at", "data"],
@@ -206,6 +260,35 @@ pub fn spec() -> Value {
                 "security": bearer,
                 "parameters": [path("provider_id"), query("since", "RFC 3339; default 7 days ago"), query("limit", "1..10000, default 1000")],
                 "responses": {"200": {"description": "{\"provider_id\", \"low_balance\", \"items\": [{\"at\", \"balance\"}]}"}, "401": error_response("Missing or wrong admin token"), "404": error_response("Unknown provider account")}
+            }},
+            ORDERS: {"post": {
+                "summary": "Place an order (prepaid top-up, postpaid bill inquiry and payment, virtual account): committed before it is sent, sent exactly once, never called failed while its outcome is unknown",
+                "security": bearer,
+                "parameters": [{"name": "wait", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": 60}, "description": "Hold the answer until the transaction is final or this many seconds pass"}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Order"}}}},
+                "responses": {
+                    "201": {"description": "Placed: the transaction with `origin: order`, `submission` and, for a bill, `bill`; a refusal by the provider is a definite answer (state failed; a VA canceled)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Transaction"}}}},
+                    "200": {"description": "The same order again (same ref, same fields): the transaction as it is; nothing is sent again", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Transaction"}}}},
+                    "400": error_response("The body is not JSON"),
+                    "401": error_response("Missing or wrong token"),
+                    "409": error_response("ref_conflict: the ref is known with other fields"),
+                    "422": error_response("order_invalid: a field missing or malformed, or a kind the provider does not offer; over_max_amount: the bill costs more than max_amount (the inquiry is kept, the body is the transaction with `error`)"),
+                    "429": error_response("rate_limited: the account's order budget is spent (Retry-After)")
+                }
+            }},
+            ORDER_PAY: {"post": {
+                "summary": "Pay an inquired postpaid bill, only if its price is exactly `amount`; a bill is paid at most once",
+                "security": bearer,
+                "parameters": [path("provider_id"), path("ref"), {"name": "wait", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": 60}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["amount"], "properties": {"amount": {"type": "integer"}}}}}},
+                "responses": {
+                    "200": {"description": "The transaction after the payment request (or as it is, when the same payment was asked before)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Transaction"}}}},
+                    "401": error_response("Missing or wrong token"),
+                    "404": error_response("No such order"),
+                    "409": error_response("amount_changed: the bill costs another amount; not_payable: nothing to pay or paid already; busy"),
+                    "422": error_response("order_invalid: amount missing or malformed"),
+                    "429": error_response("rate_limited")
+                }
             }},
             TRANSACTION_CHECK: {"post": {
                 "summary": "Ask the provider's check-status API about one transaction now, and apply the answer",

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
+pub use lunas_core::{Bill, OrderSpec, VaSpec};
 use lunas_core::{Fact, ObservationVerdict, TxRecord};
 use lunas_protocol::ack::Ack;
 use lunas_protocol::{ProtocolError, Secret, TxKind};
@@ -452,71 +453,6 @@ pub async fn check_status(
             summary: e.to_string(),
         },
     }
-}
-
-/// What an order asks the provider for (the ref is the transaction's).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum OrderSpec {
-    /// A prepaid top-up.
-    Prepaid {
-        product_code: String,
-        customer_id: String,
-    },
-    /// A postpaid bill inquiry: no money moves; the answer is the bill.
-    PostpaidInquiry {
-        product_code: String,
-        customer_id: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        month: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        year: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        nomor_identitas: Option<String>,
-    },
-    /// Payment of an inquired bill (IAK `pay-pasca` with the inquiry's `tr_id`).
-    PostpaidPay { bill_id: String, amount: i64 },
-    /// A virtual account.
-    Va(VaSpec),
-}
-
-/// What a VA order asks for.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct VaSpec {
-    pub order_id: String,
-    pub amount: i64,
-    pub payment_channel: String,
-    pub payment_system: String,
-    #[serde(default)]
-    pub multi_use: bool,
-    pub billing_name: String,
-    pub description: String,
-    pub email: String,
-    pub full_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
-    /// RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
-}
-
-/// A postpaid bill, as an inquiry returns it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Bill {
-    /// What pays it (IAK: the inquiry's `tr_id`).
-    pub tr_id: String,
-    /// What the bill costs the merchant (IAK `price` = nominal + admin).
-    pub price: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amount: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub period: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub customer_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub desc: Option<serde_json::Value>,
 }
 
 /// What an order's answer established.

@@ -342,7 +342,7 @@ impl Provider for Iak {
                 customer_id: customer_id.clone(),
                 product_code: product_code.clone(),
             }),
-            OrderSpec::PostpaidInquiry {
+            OrderSpec::Postpaid {
                 product_code,
                 customer_id,
                 month,
@@ -372,7 +372,7 @@ impl Provider for Iak {
     fn read_order(&self, reference: &str, order: &OrderSpec, answer: &HttpAnswer) -> OrderOutcome {
         match order {
             OrderSpec::Prepaid { .. } => read_top_up(reference, answer),
-            OrderSpec::PostpaidInquiry { .. } | OrderSpec::PostpaidPay { .. } => {
+            OrderSpec::Postpaid { .. } | OrderSpec::PostpaidPay { .. } => {
                 read_postpaid_order(reference, order, answer)
             }
             OrderSpec::Va(_) => OrderOutcome::Unknown("not an IAK order".into()),
@@ -489,7 +489,7 @@ fn read_postpaid_order(reference: &str, order: &OrderSpec, answer: &HttpAnswer) 
         )
     };
     match order {
-        OrderSpec::PostpaidInquiry { .. } => match (class, res.tr_id, res.price) {
+        OrderSpec::Postpaid { .. } => match (class, res.tr_id, res.price) {
             (RcClass::Success, Some(tr_id), Some(price)) => OrderOutcome::Accepted {
                 fact: postpaid_fact(reference, &res, Some(State::Pending)),
                 bill: Some(Bill {
