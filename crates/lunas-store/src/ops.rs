@@ -3,10 +3,13 @@
 
 use crate::model::*;
 
+/// A job is moved once into the writer's queue; the common one (an ingest) is kept inline
+/// rather than boxed, so the callback path allocates nothing more.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum WriteOp {
     Ingest(Ingest),
-    Register(Registration),
+    Register(Box<Registration>),
     Ping,
     InitEndpoints(Vec<EndpointFilter>),
     FanOut {
@@ -37,7 +40,7 @@ pub(crate) enum WriteOp {
         now: i64,
         lease_ms: i64,
     },
-    RecordCheck(CheckRecord),
+    RecordCheck(Box<CheckRecord>),
 }
 
 #[derive(Debug)]

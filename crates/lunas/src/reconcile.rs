@@ -282,7 +282,7 @@ async fn check_one(
             // It may be at the provider: where repeating it is the provider's own status
             // check, that is how its outcome is learnt (and how it is placed if it never
             // arrived); otherwise the status API is asked below.
-            Submission::Sent | Submission::Unknown => config.provider.repeat_is_status(&spec),
+            Submission::Sent | Submission::Unknown => config.provider.repeat_is_status(&tx, &spec),
             Submission::Accepted | Submission::Rejected => false,
         };
         if resend {

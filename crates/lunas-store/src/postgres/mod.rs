@@ -178,7 +178,7 @@ impl Store for PostgresStore {
     }
 
     async fn register(&self, registration: Registration) -> Result<(TxRecord, bool), StoreError> {
-        match self.submit(WriteOp::Register(registration)).await? {
+        match self.submit(WriteOp::Register(Box::new(registration))).await? {
             WriteResult::Registered(rec, created) => Ok((rec, created)),
             other => Err(unexpected(other)),
         }
@@ -441,7 +441,7 @@ impl Store for PostgresStore {
     }
 
     async fn record_check(&self, check: CheckRecord) -> Result<Ingested, StoreError> {
-        match self.submit(WriteOp::RecordCheck(check)).await? {
+        match self.submit(WriteOp::RecordCheck(Box::new(check))).await? {
             WriteResult::Ingested(i) => Ok(i),
             other => Err(unexpected(other)),
         }

@@ -62,8 +62,8 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// to learn its outcome (IAK top-up: the same `ref_id` again answers as check-status does).
     /// Then an order whose outcome is unknown is settled by repeating it, which also places an
     /// order the provider never received.
-    fn repeat_is_status(&self, order: &OrderSpec) -> bool {
-        let _ = order;
+    fn repeat_is_status(&self, tx: &TxRecord, order: &OrderSpec) -> bool {
+        let _ = (tx, order);
         false
     }
 }

@@ -379,7 +379,7 @@ impl Provider for Iak {
         }
     }
 
-    fn repeat_is_status(&self, order: &OrderSpec) -> bool {
+    fn repeat_is_status(&self, _tx: &TxRecord, order: &OrderSpec) -> bool {
         // "Re-sending a top-up with an already used ref_id does not create a new transaction;
         // it behaves as a check-status for that ref_id" (IAK's top-up page).
         matches!(order, OrderSpec::Prepaid { .. })

@@ -261,6 +261,14 @@ impl Provider for Mcp {
         self.request(PATH_CREATE, reference, &va.order_id, request.encode())
     }
 
+    fn repeat_is_status(&self, tx: &TxRecord, order: &OrderSpec) -> bool {
+        // The inquiry needs MCPayment's transaction_id, which only the create answer (or a
+        // payment callback) gives. Until it is known, repeating the create with the same
+        // external_id makes the VA if it was never made, and is refused (making nothing) if it
+        // was.
+        matches!(order, OrderSpec::Va(_)) && tx.provider_transaction_id.is_none()
+    }
+
     fn read_order(&self, reference: &str, _order: &OrderSpec, answer: &HttpAnswer) -> OrderOutcome {
         match (answer.status, McpResponse::parse(&answer.body)) {
             (200, Ok(res)) if res.is_success() => match res.data {
@@ -277,6 +285,18 @@ impl Provider for Mcp {
                 )),
                 None => OrderOutcome::Unknown("a success without data".into()),
             },
+            // The external_id is taken: this VA (an earlier attempt whose answer was lost) or
+            // another. Either way nothing new was made, and nothing is known of it.
+            (_, Ok(res))
+                if res
+                    .response_message
+                    .as_deref()
+                    .is_some_and(|m| m.to_ascii_lowercase().contains("already exist")) =>
+            {
+                OrderOutcome::Unknown(format!(
+                    "MCPayment already has a VA with external_id {reference}; lunas cannot look it up without its transaction_id"
+                ))
+            }
             // Request Parameter Error, Failed Request, Unauthorized Merchant: the VA was not made.
             (status, Ok(res))
                 if status < 500 && matches!(res.response_code.trim(), "01" | "03" | "04") =>
