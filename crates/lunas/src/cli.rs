@@ -43,6 +43,11 @@ pub enum Command {
     /// Inspect transactions in the store.
     #[command(subcommand)]
     Tx(TxCommand),
+    /// Place an order with a provider: lunas commits it, sends it exactly once and follows it
+    /// to its outcome (a running `lunas serve` settles an order whose answer is lost). Prints
+    /// the transaction as JSON.
+    #[command(subcommand)]
+    Order(OrderCommand),
     /// Compute or verify a provider signature, to debug an integration.
     ///
     /// Secrets may be written `env:VAR_NAME` to read them from the environment.
@@ -51,6 +56,87 @@ pub enum Command {
     /// Work with the events delivered to your endpoints.
     #[command(subcommand)]
     Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrderCommand {
+    /// A prepaid top-up.
+    Prepaid {
+        /// The provider account id.
+        provider_id: String,
+        /// The order's ref (IAK/IDSL ref_id): unique per order.
+        reference: String,
+        /// The product code, e.g. xld25000, hpln20000.
+        #[arg(long)]
+        product: String,
+        /// The customer's number (phone, PLN meter, game id).
+        #[arg(long)]
+        customer: String,
+        /// Wait up to this many seconds (at most 60) for the outcome.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// A postpaid bill: the inquiry, and with --pay the payment when the bill costs at most
+    /// --max-amount.
+    Postpaid {
+        provider_id: String,
+        reference: String,
+        #[arg(long)]
+        product: String,
+        #[arg(long)]
+        customer: String,
+        /// Pay at once (needs --max-amount).
+        #[arg(long, requires = "max_amount")]
+        pay: bool,
+        /// The most the bill may cost to be paid at once, in rupiah.
+        #[arg(long)]
+        max_amount: Option<i64>,
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// Pay an inquired bill, only if it costs exactly --amount.
+    Pay {
+        provider_id: String,
+        reference: String,
+        /// The bill's price you agree to pay, in rupiah.
+        #[arg(long)]
+        amount: i64,
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// A virtual account.
+    Va {
+        provider_id: String,
+        /// The VA's external_id.
+        reference: String,
+        #[arg(long)]
+        order_id: String,
+        /// In rupiah (OPEN: 0 for any amount).
+        #[arg(long)]
+        amount: i64,
+        /// The bank, e.g. BRI, BNI, MANDIRI.
+        #[arg(long)]
+        channel: String,
+        #[arg(long)]
+        billing_name: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        full_name: String,
+        #[arg(long)]
+        phone: Option<String>,
+        /// CLOSED, OPEN or PARTIAL.
+        #[arg(long, default_value = "CLOSED")]
+        system: String,
+        /// A CLOSED VA that takes its amount repeatedly.
+        #[arg(long)]
+        multi_use: bool,
+        /// When it stops taking payments (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +323,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Demo(a) => runtime()?.block_on(demo(a)),
         Command::Migrate => runtime()?.block_on(migrate(cli.config)),
         Command::Tx(cmd) => runtime()?.block_on(tx(cli.config, cmd)),
+        Command::Order(cmd) => runtime()?.block_on(order(cli.config, cmd)),
         Command::Events(EventsCommand::Redeliver(a)) => {
             runtime()?.block_on(redeliver(cli.config, a))
         }
@@ -432,6 +519,127 @@ async fn migrate(path: Option<PathBuf>) -> Result<ExitCode, String> {
     let config = load(path)?;
     open_store(&config).await?;
     println!("{}: schema is up to date", redacted(&config.storage.url));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn order(path: Option<PathBuf>, cmd: OrderCommand) -> Result<ExitCode, String> {
+    use crate::orders::{NewOrder, Orders};
+    use lunas_core::{OrderSpec, VaSpec};
+    let config = load(path)?;
+    let store = open_store(&config).await?;
+    let notify = || std::sync::Arc::new(tokio::sync::Notify::new());
+    let orders = Orders::new(
+        std::sync::Arc::clone(&store),
+        &config.providers,
+        notify(),
+        notify(),
+    )?;
+    let placed = |provider_id: String, reference: String, spec, pay_up_to| NewOrder {
+        provider_id,
+        reference,
+        spec,
+        pay_up_to,
+    };
+    let (tx, wait) = match cmd {
+        OrderCommand::Prepaid {
+            provider_id,
+            reference,
+            product,
+            customer,
+            wait,
+        } => {
+            let spec = OrderSpec::Prepaid {
+                product_code: product,
+                customer_id: customer,
+            };
+            let (tx, _) = orders
+                .place(placed(provider_id, reference, spec, None))
+                .await
+                .map_err(|e| e.to_string())?;
+            (tx, wait)
+        }
+        OrderCommand::Postpaid {
+            provider_id,
+            reference,
+            product,
+            customer,
+            pay,
+            max_amount,
+            wait,
+        } => {
+            let spec = OrderSpec::Postpaid {
+                product_code: product,
+                customer_id: customer,
+                month: None,
+                year: None,
+                nomor_identitas: None,
+            };
+            let (tx, _) = orders
+                .place(placed(
+                    provider_id,
+                    reference,
+                    spec,
+                    max_amount.filter(|_| pay),
+                ))
+                .await
+                .map_err(|e| e.to_string())?;
+            (tx, wait)
+        }
+        OrderCommand::Pay {
+            provider_id,
+            reference,
+            amount,
+            wait,
+        } => (
+            orders
+                .pay(&provider_id, &reference, amount)
+                .await
+                .map_err(|e| e.to_string())?,
+            wait,
+        ),
+        OrderCommand::Va {
+            provider_id,
+            reference,
+            order_id,
+            amount,
+            channel,
+            billing_name,
+            email,
+            full_name,
+            phone,
+            system,
+            multi_use,
+            expires_at,
+            wait,
+        } => {
+            let spec = OrderSpec::Va(VaSpec {
+                order_id,
+                amount,
+                payment_channel: channel,
+                payment_system: system.to_ascii_uppercase(),
+                multi_use,
+                description: billing_name.clone(),
+                billing_name,
+                email,
+                full_name,
+                phone,
+                expires_at,
+            });
+            let (tx, _) = orders
+                .place(placed(provider_id, reference, spec, None))
+                .await
+                .map_err(|e| e.to_string())?;
+            (tx, wait)
+        }
+    };
+    let tx = orders
+        .wait_for(tx, std::time::Duration::from_secs(wait.min(60)))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&tx.to_json()).expect("JSON serialises")
+    );
     Ok(ExitCode::SUCCESS)
 }
 

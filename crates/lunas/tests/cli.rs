@@ -526,3 +526,97 @@ async fn serve_with_env_secrets_and_lunas_env_overrides_takes_callbacks() {
     assert_eq!(res.status().as_u16(), 200);
     served.kill().await;
 }
+
+#[tokio::test]
+async fn order_places_a_top_up_once_from_the_command_line() {
+    use serde::Deserialize;
+    let dir = tempfile::tempdir().unwrap();
+    let sb_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sb = sb_listener.local_addr().unwrap();
+    let sandbox_config = lunas_sandbox::SandboxConfig::deserialize(
+        toml::from_str::<toml::Value>(&format!(
+            r#"
+[[accounts]]
+id = "iak"
+kind = "iak"
+username = "{IAK_USER}"
+api_key = "{IAK_KEY}"
+environment = "development"
+callback_url = "http://127.0.0.1:9/callbacks/iak"
+"#
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let sandbox = lunas_sandbox::Sandbox::new(sandbox_config).unwrap();
+    let router = sandbox.router();
+    tokio::spawn(async move { axum::serve(sb_listener, router).await });
+    let db = dir.path().join("lunas.db");
+    let path = dir.path().join("lunas.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[storage]
+url = "{url}"
+[[providers]]
+id = "iak"
+kind = "iak"
+username = "{IAK_USER}"
+api_key = "{IAK_KEY}"
+prepaid_url = "http://{sb}"
+"#,
+            url = storage_url(&db)
+        ),
+    )
+    .unwrap();
+    let order = |reference: &str| {
+        let mut cmd = lunas(dir.path());
+        cmd.args([
+            "--config",
+            path.to_str().unwrap(),
+            "order",
+            "prepaid",
+            "iak",
+            reference,
+        ]);
+        cmd.args(["--product", "xld25000", "--customer", "081234560000"]);
+        cmd
+    };
+    let (code, out, err) = run(order("cli-1")).await;
+    assert_eq!(code, 0, "{err}");
+    let tx: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            tx["origin"].as_str(),
+            tx["submission"].as_str(),
+            tx["state"].as_str()
+        ),
+        (Some("order"), Some("accepted"), Some("pending")),
+        "{tx}"
+    );
+    // Again: the same transaction, nothing sent twice.
+    let (code, _, err) = run(order("cli-1")).await;
+    assert_eq!(code, 0, "{err}");
+    let res: Value = reqwest::get(format!("http://{sb}/sandbox/transactions?ref=cli-1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["items"].as_array().unwrap().len(), 1, "{res}");
+    // A ref placed with other fields is refused in words.
+    let mut cmd = lunas(dir.path());
+    cmd.args([
+        "--config",
+        path.to_str().unwrap(),
+        "order",
+        "prepaid",
+        "iak",
+        "cli-1",
+    ]);
+    cmd.args(["--product", "xld50000", "--customer", "081234560000"]);
+    let (code, _, err) = run(cmd).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("already an order with other fields"), "{err}");
+}

@@ -178,7 +178,10 @@ impl Store for PostgresStore {
     }
 
     async fn register(&self, registration: Registration) -> Result<(TxRecord, bool), StoreError> {
-        match self.submit(WriteOp::Register(Box::new(registration))).await? {
+        match self
+            .submit(WriteOp::Register(Box::new(registration)))
+            .await?
+        {
             WriteResult::Registered(rec, created) => Ok((rec, created)),
             other => Err(unexpected(other)),
         }

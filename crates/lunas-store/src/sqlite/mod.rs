@@ -153,7 +153,11 @@ impl Store for SqliteStore {
     }
 
     async fn register(&self, registration: Registration) -> Result<(TxRecord, bool), StoreError> {
-        match self.writer.submit(WriteOp::Register(Box::new(registration))).await? {
+        match self
+            .writer
+            .submit(WriteOp::Register(Box::new(registration)))
+            .await?
+        {
             WriteResult::Registered(rec, created) => Ok((rec, created)),
             other => Err(StoreError::Unavailable(format!(
                 "writer answered {other:?}"
@@ -341,7 +345,11 @@ impl Store for SqliteStore {
     }
 
     async fn record_check(&self, check: CheckRecord) -> Result<Ingested, StoreError> {
-        match self.writer.submit(WriteOp::RecordCheck(Box::new(check))).await? {
+        match self
+            .writer
+            .submit(WriteOp::RecordCheck(Box::new(check)))
+            .await?
+        {
             WriteResult::Ingested(i) => Ok(i),
             other => Err(StoreError::Unavailable(format!(
                 "writer answered {other:?}"

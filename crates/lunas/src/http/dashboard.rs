@@ -512,6 +512,13 @@ async fn transaction(
                 div.card {
                     dl.kv {
                         dt { "Kind" } dd { (tx.kind.as_str()) }
+                        dt { "Origin" } dd {
+                            (match tx.extra.origin.as_deref() { Some("order") => "placed by lunas", Some("registration") => "registered by the merchant", _ => "a provider's message" })
+                            @if let Some(order) = &tx.extra.order {
+                                " · request " strong { (order.shown_submission().as_str().replace('_', " ")) }
+                                @if let Some(bill) = &order.bill { " · bill " (money(Some(bill.price))) @if order.pay.is_none() { " (not paid)" } }
+                            }
+                        }
                         dt { "Product / channel" } dd { (tx.product_code.as_deref().unwrap_or("—")) }
                         dt { "Customer" } dd { (tx.customer_id.as_deref().unwrap_or("—")) }
                         dt { "Amount" } dd { (money(tx.amount)) }
@@ -547,7 +554,7 @@ async fn transaction(
                         @match entry {
                             Entry::Observation(o) => tr {
                                 td { (when(o.received_at)) }
-                                td { (o.source.as_str()) " · " strong class=(if o.verdict.is_rejection() || o.verdict == ObservationVerdict::CheckFailed { "bad" } else { "" }) { (o.verdict.as_str()) } }
+                                td { (o.source.as_str()) " · " strong class=(if o.verdict.is_rejection() || matches!(o.verdict, ObservationVerdict::CheckFailed | ObservationVerdict::NoAnswer) { "bad" } else { "" }) { (o.verdict.as_str()) } }
                                 td {
                                     @if let Some(d) = &o.detail { div { (d) } }
                                     @if let Some(a) = &o.remote_addr { div.muted { "from " (a) } }
