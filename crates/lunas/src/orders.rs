@@ -33,7 +33,7 @@ use crate::reconcile::Bucket;
 
 /// How long an order's lease lasts: longer than its request can take.
 pub fn lease_for(config: &ProviderConfig) -> Duration {
-    config.orders.timeout * 2 + Duration::from_secs(30)
+    config.orders.timeout * 2 + Duration::from_secs(5)
 }
 
 /// Why an order was not placed (or not paid).

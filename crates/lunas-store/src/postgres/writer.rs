@@ -826,12 +826,12 @@ async fn record_check(
                     Decision {
                         verdict: ObservationVerdict::CheckFailed,
                         record: current.clone(),
-                        changed: false,
+                        changed: order_changed,
                         events: vec![],
                     },
                     at,
                     When::At(next),
-                    true,
+                    !check.keep_lease,
                 )
                 .await?,
             )?;
