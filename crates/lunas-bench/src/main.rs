@@ -16,6 +16,7 @@ mod gateway;
 mod ingest;
 mod load;
 mod mix;
+mod orders;
 mod reconcile;
 mod report;
 mod servers;
@@ -73,6 +74,8 @@ enum Cmd {
     Crash(CrashArgs),
     /// Every class of bad input under load, slow loris, and the fuzz targets.
     BadInput(BadInputArgs),
+    /// Orders per second through lunas against the same generator straight to the sandbox.
+    Orders(OrdersArgs),
     /// Everything above, then BENCHMARKS.md.
     All(Box<AllArgs>),
     /// (internal) The baseline server: answers every callback 200 and does nothing.
@@ -140,6 +143,19 @@ struct CrashArgs {
     /// Also run on PostgreSQL (lunas has no PostgreSQL backend yet: reported as not supported).
     #[arg(long)]
     postgres: Option<String>,
+    /// How many times to kill -9 the gateway under order load [full: 20; smoke: 2].
+    #[arg(long)]
+    order_kills: Option<usize>,
+}
+
+#[derive(Args, Clone, Default)]
+struct OrdersArgs {
+    /// Closed-loop workers [full: 32; smoke: 4].
+    #[arg(long)]
+    order_concurrency: Option<usize>,
+    /// Seconds per run [full: 15; smoke: 1].
+    #[arg(long)]
+    order_duration: Option<f64>,
 }
 
 #[derive(Args, Clone, Default)]
@@ -174,6 +190,8 @@ struct AllArgs {
     crash: CrashArgs,
     #[command(flatten)]
     bad_input: BadInputArgs,
+    #[command(flatten)]
+    orders: OrdersArgs,
 }
 
 fn pick<T>(given: Option<T>, smoke: bool, small: T, full: T) -> T {
@@ -234,6 +252,29 @@ impl Common {
             delivery_bound: Duration::from_secs(pick(a.delivery_bound, s, 10, 150)),
             require_delivery: !s,
             postgres: a.postgres.clone(),
+        }
+    }
+
+    fn orders(&self, a: &OrdersArgs) -> orders::OrdersOptions {
+        orders::OrdersOptions {
+            lunas_bin: self.lunas_bin.clone(),
+            work_dir: self.work_dir.clone(),
+            concurrency: pick(a.order_concurrency, self.smoke, 4, 32),
+            duration: seconds(pick(a.order_duration, self.smoke, 1.0, 15.0)),
+        }
+    }
+
+    fn order_crash(&self, a: &CrashArgs) -> orders::OrderCrashOptions {
+        let s = self.smoke;
+        orders::OrderCrashOptions {
+            lunas_bin: self.lunas_bin.clone(),
+            work_dir: self.work_dir.clone(),
+            seed: self.seed,
+            kills: pick(a.order_kills, s, 2, 20),
+            concurrency: a.crash_concurrency.unwrap_or(16),
+            min_uptime: Duration::from_millis(200),
+            max_uptime: Duration::from_millis(if s { 500 } else { 1500 }),
+            settle_bound: Duration::from_secs(if s { 30 } else { 90 }),
         }
     }
 
@@ -323,7 +364,12 @@ async fn run(cli: Cli) -> Result<bool, String> {
         Cmd::Ingest(a) => Ok(section(ingest::run(&c.ingest(&a)).await?)),
         Cmd::Delivery(a) => Ok(section(delivery::run(&c.delivery(&a)).await?)),
         Cmd::Reconcile(a) => Ok(section(reconcile::run(&c.reconcile(&a)).await?)),
-        Cmd::Crash(a) => Ok(section(crash::run(&c.crash(&a)).await?)),
+        Cmd::Crash(a) => {
+            let callbacks = section(crash::run(&c.crash(&a)).await?);
+            let orders = section(orders::crash(&c.order_crash(&a)).await?);
+            Ok(callbacks && orders)
+        }
+        Cmd::Orders(a) => Ok(section(orders::run(&c.orders(&a)).await?)),
         Cmd::BadInput(a) => Ok(section(bad_input::run(&c.bad_input(&a)).await?)),
         Cmd::All(a) => all(&c, &a).await,
         Cmd::BaselineServer => unreachable!("handled before the runtime starts"),
@@ -365,6 +411,13 @@ async fn all(c: &Common, a: &AllArgs) -> Result<bool, String> {
     ));
     eprintln!("== crash");
     sections.push(part("crash", crash::run(&c.crash(&a.crash)).await));
+    eprintln!("== crash (orders)");
+    sections.push(part(
+        "crash (orders)",
+        orders::crash(&c.order_crash(&a.crash)).await,
+    ));
+    eprintln!("== orders");
+    sections.push(part("orders", orders::run(&c.orders(&a.orders)).await));
     eprintln!("== bad-input");
     sections.push(part(
         "bad-input",

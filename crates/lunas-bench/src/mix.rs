@@ -376,8 +376,13 @@ impl Mix {
             ("htelkomsel10000", 10_650),
             ("ffdm70", 19_500),
         ];
-        let (product, price) = products[self.rng.gen_range(0..products.len())];
-        let customer = format!("0812{:08}", self.rng.gen_range(0..100_000_000u32));
+        // One purchase keeps its product, customer, provider id and deposit across its
+        // callbacks (as a provider's do; lunas flags a message that changes them).
+        let h = reference.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let (product, price) = products[(h % products.len() as u64) as usize];
+        let customer = format!("0812{:08}", (h >> 8) % 100_000_000);
         let cb = PrepaidCallback {
             ref_id: reference.clone(),
             status,
@@ -389,8 +394,8 @@ impl Mix {
                 .then(|| format!("{:016}", self.rng.gen_range(0..u64::MAX / 2))),
             pin: None,
             activation_code: None,
-            balance: self.rng.gen_range(1_000_000..1_000_000_000),
-            tr_id: self.rng.gen_range(1..1_000_000_000),
+            balance: 1_000_000 + ((h >> 16) % 999_000_000) as i64,
+            tr_id: 1 + ((h >> 24) % 999_999_999) as i64,
             rc: rc.into(),
             sign: String::new(),
         }
