@@ -168,18 +168,33 @@ struct Run {
     latency: Percentiles,
 }
 
-/// `concurrency` workers send requests made by `make(n)` to `url` until `duration` passes;
-/// `good` judges an answer.
+/// Where a closed loop sends, and how it judges the answers.
+struct Target {
+    url: String,
+    /// Send the admin token.
+    bearer: bool,
+    /// Refs are `<prefix>-<n>`.
+    prefix: &'static str,
+    /// The body for a ref.
+    make: fn(&str) -> String,
+    /// Whether an HTTP status is the expected answer.
+    good: fn(u16) -> bool,
+}
+
+/// `concurrency` workers send requests to `target` until `duration` passes.
 async fn closed_loop(
     client: &reqwest::Client,
-    url: String,
-    bearer: bool,
+    target: Target,
     concurrency: usize,
     duration: Duration,
-    prefix: &str,
-    make: fn(&str) -> String,
-    good: fn(u16) -> bool,
 ) -> Run {
+    let Target {
+        url,
+        bearer,
+        prefix,
+        make,
+        good,
+    } = target;
     let counter = Arc::new(AtomicU64::new(0));
     let hist = Arc::new(Mutex::new(histogram()));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -257,25 +272,29 @@ pub async fn run(o: &OrdersOptions) -> Result<Section> {
     eprintln!("orders: the sandbox directly, {} workers", o.concurrency);
     let direct = closed_loop(
         &client,
-        format!("http://{sb}/api/top-up"),
-        false,
+        Target {
+            url: format!("http://{sb}/api/top-up"),
+            bearer: false,
+            prefix: "direct",
+            make: top_up_body,
+            good: |s| s == 200,
+        },
         o.concurrency,
         o.duration,
-        "direct",
-        top_up_body,
-        |s| s == 200,
     )
     .await;
     eprintln!("orders: through lunas, {} workers", o.concurrency);
     let through = closed_loop(
         &client,
-        format!("http://{}/api/v1/orders", gateway.addr),
-        true,
+        Target {
+            url: format!("http://{}/api/v1/orders", gateway.addr),
+            bearer: true,
+            prefix: "order",
+            make: order_body,
+            good: |s| s == 201,
+        },
         o.concurrency,
         o.duration,
-        "order",
-        order_body,
-        |s| s == 201,
     )
     .await;
     let rss = gateway.peak_rss_kib();
