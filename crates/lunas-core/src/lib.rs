@@ -15,4 +15,4 @@ pub mod transition;
 pub use delivery::*;
 pub use model::*;
 pub use order::*;
-pub use transition::{decide, give_up, Decision};
+pub use transition::{decide, give_up, resolve, Decision, Resolution};

@@ -407,6 +407,8 @@ pub enum Source {
     Check,
     /// lunas placed an order (or repeated it to learn its outcome).
     Order,
+    /// A person resolved the transaction's review (who, when and why).
+    Review,
 }
 
 impl Source {
@@ -415,6 +417,7 @@ impl Source {
             Source::Callback => "callback",
             Source::Check => "check",
             Source::Order => "order",
+            Source::Review => "review",
         }
     }
 
@@ -423,6 +426,7 @@ impl Source {
             "callback" => Some(Source::Callback),
             "check" => Some(Source::Check),
             "order" => Some(Source::Order),
+            "review" => Some(Source::Review),
             _ => None,
         }
     }
@@ -465,10 +469,12 @@ pub enum ObservationVerdict {
     /// An order request got no definite answer (timeout, reset, 5xx, garbage): its outcome is
     /// unknown and is asked for with the same ref.
     NoAnswer,
+    /// A person resolved the review: the flag is cleared, the chosen state kept or set.
+    Resolved,
 }
 
 impl ObservationVerdict {
-    pub const ALL: [ObservationVerdict; 16] = [
+    pub const ALL: [ObservationVerdict; 17] = [
         ObservationVerdict::Created,
         ObservationVerdict::Applied,
         ObservationVerdict::Updated,
@@ -485,6 +491,7 @@ impl ObservationVerdict {
         ObservationVerdict::CheckFailed,
         ObservationVerdict::Sent,
         ObservationVerdict::NoAnswer,
+        ObservationVerdict::Resolved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -505,6 +512,7 @@ impl ObservationVerdict {
             ObservationVerdict::CheckFailed => "check_failed",
             ObservationVerdict::Sent => "sent",
             ObservationVerdict::NoAnswer => "no_answer",
+            ObservationVerdict::Resolved => "resolved",
         }
     }
 
@@ -557,6 +565,8 @@ pub enum EventType {
     TransactionMismatch,
     /// No outcome within the provider's window: flagged for review.
     TransactionUnresolved,
+    /// A person resolved the transaction's review (the flag is cleared).
+    TransactionResolved,
     VaPaymentReceived,
     VaPaid,
     VaExpired,
@@ -567,7 +577,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::TransactionPending,
         EventType::TransactionSucceeded,
         EventType::TransactionFailed,
@@ -575,6 +585,7 @@ impl EventType {
         EventType::TransactionConflict,
         EventType::TransactionMismatch,
         EventType::TransactionUnresolved,
+        EventType::TransactionResolved,
         EventType::VaPaymentReceived,
         EventType::VaPaid,
         EventType::VaExpired,
@@ -592,6 +603,7 @@ impl EventType {
             EventType::TransactionConflict => "transaction.conflict",
             EventType::TransactionMismatch => "transaction.mismatch",
             EventType::TransactionUnresolved => "transaction.unresolved",
+            EventType::TransactionResolved => "transaction.resolved",
             EventType::VaPaymentReceived => "va.payment_received",
             EventType::VaPaid => "va.paid",
             EventType::VaExpired => "va.expired",

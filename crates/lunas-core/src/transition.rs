@@ -77,6 +77,55 @@ pub fn decide(
     decision
 }
 
+/// A person's decision about a flagged transaction (product.md §7b).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// The final state chosen (kept or set).
+    pub state: State,
+    /// Why: shown in the timeline and carried by `transaction.resolved`.
+    pub note: String,
+    /// Who: the token's name, the dashboard, or the command line's user.
+    pub by: String,
+}
+
+/// Applies a resolution: clears `needs_review`, keeps or sets the chosen final state, stops
+/// whatever lunas was still waiting for (a held claim, a provisional failure's watch), and
+/// emits the state's own event when it changed, then `transaction.resolved`. The flags stay
+/// in the record, so a replay of a contradiction already seen does not raise it again.
+pub fn resolve(current: &TxRecord, r: &Resolution, now: OffsetDateTime) -> Decision {
+    let mut rec = current.clone();
+    let state_changed = rec.state != r.state;
+    rec.state = r.state;
+    rec.needs_review = false;
+    rec.unconfirmed = None;
+    rec.extra.inferred = None;
+    rec.extra.watch_until = None;
+    rec.updated_at = now;
+    let mut events = Vec::new();
+    if state_changed {
+        events.extend(EventType::for_state(r.state).map(|e| NewEvent::about(e, &rec, &[])));
+    }
+    events.push(NewEvent::about(
+        EventType::TransactionResolved,
+        &rec,
+        &[(
+            "resolution",
+            json!({"state": r.state.as_str(), "note": r.note, "by": r.by, "at": rfc3339(now)}),
+        )],
+    ));
+    for e in &mut events {
+        if let Value::Object(m) = &mut e.data {
+            m.insert("previous_state".into(), json!(current.state.as_str()));
+        }
+    }
+    Decision {
+        verdict: V::Resolved,
+        record: rec,
+        changed: true,
+        events,
+    }
+}
+
 /// No outcome within the provider's window: flag the transaction and say so once. A watched
 /// final state (a provisional failure, an open VA) is only no longer watched.
 pub fn give_up(current: &TxRecord, now: OffsetDateTime) -> Decision {

@@ -741,3 +741,40 @@ fn whether_cancel_after_paid_is_a_conflict_depends_on_the_va_not_the_message() {
     assert_eq!(d[1].verdict, V::Conflict);
     assert_eq!(types(&d[1]), ["transaction.conflict"]);
 }
+
+#[test]
+fn a_resolution_clears_the_flag_and_a_replay_does_not_raise_it_again() {
+    use lunas_core::{resolve, Resolution};
+    let d = run(&[top_up(State::Succeeded), top_up(State::Failed)]);
+    assert!(d[1].record.needs_review);
+    let resolution = |state| Resolution {
+        state,
+        note: "the provider's portal shows it".into(),
+        by: "ops".into(),
+    };
+    // Set another state: its own event, then the resolution.
+    let r = resolve(&d[1].record, &resolution(State::Failed), now());
+    assert_eq!(r.verdict, V::Resolved);
+    assert_eq!(
+        (r.record.state, r.record.needs_review),
+        (State::Failed, false)
+    );
+    assert_eq!(types(&r), ["transaction.failed", "transaction.resolved"]);
+    let e = &r.events[1].data;
+    assert_eq!(e["resolution"]["note"], "the provider's portal shows it");
+    assert_eq!(e["resolution"]["by"], "ops");
+    assert_eq!(e["previous_state"], "succeeded");
+    // Keep the state: the resolution alone.
+    let kept = resolve(&d[1].record, &resolution(State::Succeeded), now());
+    assert_eq!(types(&kept), ["transaction.resolved"]);
+    // The contradiction that was flagged, replayed: already seen, no new flag.
+    let again = decide(
+        Some(&kept.record),
+        "p",
+        &top_up(State::Failed),
+        Trust::Authoritative,
+        now(),
+    );
+    assert!(!again.record.needs_review);
+    assert!(again.events.is_empty());
+}

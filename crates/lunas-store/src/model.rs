@@ -85,6 +85,8 @@ pub struct CheckRecord {
     /// Keep the check lease and count no attempt: the caller goes on working on the
     /// transaction (an order request about to leave).
     pub keep_lease: bool,
+    /// A person's resolution of the review, applied instead of a fact.
+    pub resolution: Option<lunas_core::Resolution>,
 }
 
 /// One reported deposit balance.

@@ -207,6 +207,19 @@ pub enum TxCommand {
         /// The transaction's ref.
         reference: String,
     },
+    /// Resolve the review of a flagged transaction: clear the flag, keep or set its final
+    /// state, and record who and why in its timeline (emits transaction.resolved).
+    Resolve {
+        provider_id: String,
+        reference: String,
+        /// The final state to keep or set (succeeded, failed; VA: paid, expired, canceled,
+        /// refunded).
+        #[arg(long)]
+        state: String,
+        /// Why: what you checked and what you decided.
+        #[arg(long)]
+        note: String,
+    },
     /// Show one transaction with its timeline (observations and events), as JSON.
     Show {
         /// The provider account id (as in /callbacks/{provider_id}).
@@ -665,6 +678,29 @@ async fn tx(path: Option<PathBuf>, cmd: TxCommand) -> Result<ExitCode, String> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&body).expect("JSON serialises")
+            );
+        }
+        TxCommand::Resolve {
+            provider_id,
+            reference,
+            state,
+            note,
+        } => {
+            let who = std::env::var("USER").unwrap_or_else(|_| "someone".into());
+            let done = crate::http::api::resolve_review(
+                store.as_ref(),
+                &provider_id,
+                &reference,
+                Some(&state),
+                Some(&note),
+                &format!("the command line ({who})"),
+            )
+            .await
+            .map_err(|e| e.message)?;
+            let tx = done.record.expect("a resolution concerns a transaction");
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&tx.to_json()).expect("JSON serialises")
             );
         }
         TxCommand::Show {

@@ -440,6 +440,7 @@ fn step(
         low_balance: config.low_balance,
         order: Some(order),
         keep_lease,
+        resolution: None,
     }
 }
 

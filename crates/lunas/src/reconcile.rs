@@ -359,6 +359,7 @@ async fn check_one(
             low_balance: config.low_balance,
             order,
             keep_lease: false,
+            resolution: None,
         })
         .await?;
     if let Some(rec) = &done.record {

@@ -620,3 +620,75 @@ prepaid_url = "http://{sb}"
     assert_ne!(code, 0);
     assert!(err.contains("already an order with other fields"), "{err}");
 }
+
+#[tokio::test]
+async fn tx_resolve_clears_a_review_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lunas.db");
+    let path = write_config(dir.path(), &db, "");
+    // Two contradicting callbacks, written to the same database as the gateway would.
+    let store = lunas_store::open(&storage_url(&db), &lunas_store::StoreOptions::default())
+        .await
+        .unwrap();
+    for status in [PrepaidStatus::Success, PrepaidStatus::Failed] {
+        let cb = prepaid_callback("cli-rv", status, IAK_USER, IAK_KEY);
+        let fact = lunas_core::Fact::reported(
+            lunas_protocol::TxKind::Prepaid,
+            &cb.ref_id,
+            Some(if status == PrepaidStatus::Success {
+                lunas_protocol::State::Succeeded
+            } else {
+                lunas_protocol::State::Failed
+            }),
+            lunas_core::Detail::default(),
+        );
+        let obs = lunas_core::NewObservation {
+            provider_id: "iak".into(),
+            reference: Some("cli-rv".into()),
+            source: lunas_core::Source::Callback,
+            received_at: time::OffsetDateTime::now_utc(),
+            content_type: None,
+            remote_addr: None,
+            body: Vec::new(),
+            body_size: 0,
+            verdict: None,
+            detail: None,
+        };
+        store
+            .ingest(lunas_store::Ingest::accepted(obs, fact))
+            .await
+            .unwrap();
+    }
+    drop(store);
+    let mut cmd = lunas(dir.path());
+    cmd.args([
+        "--config",
+        path.to_str().unwrap(),
+        "tx",
+        "resolve",
+        "iak",
+        "cli-rv",
+    ]);
+    cmd.args(["--state", "failed", "--note", "checked with IAK support"]);
+    let (code, out, err) = run(cmd).await;
+    assert_eq!(code, 0, "{err}");
+    let tx: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (tx["state"].as_str(), &tx["needs_review"]),
+        (Some("failed"), &Value::Bool(false))
+    );
+    // Not flagged any more: a clear refusal.
+    let mut cmd = lunas(dir.path());
+    cmd.args([
+        "--config",
+        path.to_str().unwrap(),
+        "tx",
+        "resolve",
+        "iak",
+        "cli-rv",
+    ]);
+    cmd.args(["--state", "failed", "--note", "again"]);
+    let (code, _, err) = run(cmd).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("not flagged for review"), "{err}");
+}

@@ -807,8 +807,15 @@ async fn record_check(
     let order_changed = take_order(&mut current, check);
     let next = check.next_check_at.map(to_millis);
     let existing = |done: Option<Committed>| done.ok_or(sqlx::Error::RowNotFound);
-    let (verdict, record, mut events) = match &check.fact {
-        Some(fact) => {
+    let resolved = check
+        .resolution
+        .as_ref()
+        .map(|r| lunas_core::resolve(&current, r, obs.received_at));
+    let (verdict, record, mut events) = match (resolved, &check.fact) {
+        (Some(decision), _) => {
+            existing(commit_decision(c, decision, at, When::At(None), false).await?)?
+        }
+        (None, Some(fact)) => {
             let mut decision = decide(
                 Some(&current),
                 &current.provider_id,
@@ -819,7 +826,7 @@ async fn record_check(
             decision.changed |= order_changed;
             existing(commit_decision(c, decision, at, When::At(next), !check.keep_lease).await?)?
         }
-        None => {
+        (None, None) => {
             let (_, record, events) = existing(
                 commit_decision(
                     c,

@@ -603,8 +603,13 @@ fn record_check(
         .query_row([check.transaction_id], tx_from_row)?;
     let order_changed = take_order(&mut current, check);
     let next = check.next_check_at.map(to_millis);
-    let (verdict, record, mut events) = match &check.fact {
-        Some(fact) => {
+    let resolved = check
+        .resolution
+        .as_ref()
+        .map(|r| lunas_core::resolve(&current, r, obs.received_at));
+    let (verdict, record, mut events) = match (resolved, &check.fact) {
+        (Some(decision), _) => commit_decision(c, decision, at, When::At(None), false)?,
+        (None, Some(fact)) => {
             let mut decision = decide(
                 Some(&current),
                 &current.provider_id,
@@ -615,7 +620,7 @@ fn record_check(
             decision.changed |= order_changed;
             commit_decision(c, decision, at, When::At(next), !check.keep_lease)?
         }
-        None => {
+        (None, None) => {
             let (_, record, events) = commit_decision(
                 c,
                 Decision {

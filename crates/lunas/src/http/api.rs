@@ -532,6 +532,143 @@ pub async fn endpoints(State(app): State<AppState>) -> Result<Json<Value>, ApiEr
     Ok(Json(json!({"items": items})))
 }
 
+/// The body of `POST .../resolve`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveIn {
+    pub state: Option<String>,
+    pub note: Option<String>,
+}
+
+/// The longest resolution note kept.
+const MAX_NOTE: usize = 2000;
+
+/// Resolves the review of a flagged transaction (product.md §7b): clears `needs_review`, keeps
+/// or sets `state`, records who, when and why. Used by the API, the dashboard and the CLI.
+pub async fn resolve_review(
+    store: &dyn lunas_store::Store,
+    provider_id: &str,
+    reference: &str,
+    state: Option<&str>,
+    note: Option<&str>,
+    by: &str,
+) -> Result<lunas_store::Ingested, ApiError> {
+    let tx = store
+        .transaction(provider_id, reference)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "not_found",
+                format!("no transaction {reference:?} for provider {provider_id:?}"),
+            )
+        })?;
+    let invalid =
+        |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_resolution", m);
+    let finals: Vec<&str> = TxState::ALL
+        .iter()
+        .filter(|s| s.is_final() && s.applies_to(tx.kind))
+        .map(|s| s.as_str())
+        .collect();
+    let state_text = state
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid(format!("state is required: one of {}", finals.join(", "))))?;
+    let state = TxState::parse(state_text)
+        .filter(|s| s.is_final() && s.applies_to(tx.kind))
+        .ok_or_else(|| {
+            invalid(format!(
+                "state {state_text:?} is not a final state of a {} transaction: one of {}",
+                tx.kind.as_str(),
+                finals.join(", ")
+            ))
+        })?;
+    let note = note
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            invalid("note is required: say why, for whoever reads the timeline".into())
+        })?;
+    if note.chars().count() > MAX_NOTE {
+        return Err(invalid(format!(
+            "note is longer than {MAX_NOTE} characters"
+        )));
+    }
+    if !tx.needs_review {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_flagged",
+            format!("{reference:?} is not flagged for review"),
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let body = json!({"state": state.as_str(), "note": note, "by": by}).to_string();
+    let done = store
+        .record_check(lunas_store::CheckRecord {
+            transaction_id: tx.id,
+            observation: lunas_core::NewObservation {
+                provider_id: tx.provider_id.clone(),
+                reference: Some(tx.reference.clone()),
+                source: lunas_core::Source::Review,
+                received_at: now,
+                content_type: Some("application/json".into()),
+                remote_addr: None,
+                body_size: body.len(),
+                body: body.into_bytes(),
+                verdict: Some(lunas_core::ObservationVerdict::Resolved),
+                detail: Some(format!(
+                    "resolved by {by}: {} ({note})",
+                    if state == tx.state {
+                        format!("kept {}", state.as_str())
+                    } else {
+                        format!("{} → {}", tx.state.as_str(), state.as_str())
+                    }
+                )),
+            },
+            fact: None,
+            next_check_at: None,
+            give_up: false,
+            low_balance: None,
+            order: None,
+            keep_lease: true,
+            resolution: Some(lunas_core::Resolution {
+                state,
+                note: note.to_owned(),
+                by: by.to_owned(),
+            }),
+        })
+        .await?;
+    Ok(done)
+}
+
+/// `POST /api/v1/transactions/{provider_id}/{ref}/resolve`.
+pub async fn resolve_transaction(
+    State(app): State<AppState>,
+    Path((provider_id, reference)): Path<(String, String)>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
+    let input: ResolveIn = serde_json::from_value(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_resolution",
+            e.to_string(),
+        )
+    })?;
+    let done = resolve_review(
+        app.store.as_ref(),
+        &provider_id,
+        &reference,
+        input.state.as_deref(),
+        input.note.as_deref(),
+        "admin API",
+    )
+    .await?;
+    app.metrics.events(&done.events);
+    app.wake.notify_one();
+    let tx = done.record.expect("a resolution concerns a transaction");
+    Ok(Json(tx.to_json()))
+}
+
 /// `POST /api/v1/transactions/{provider_id}/{ref}/check`: ask the provider now.
 pub async fn check_transaction(
     State(app): State<AppState>,

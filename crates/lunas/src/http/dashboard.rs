@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/transactions", get(transactions))
         .route("/transactions/{provider_id}/{ref}", get(transaction))
         .route("/transactions/{provider_id}/{ref}/check", post(check))
+        .route("/transactions/{provider_id}/{ref}/resolve", post(resolve))
         .route(
             "/transactions/{provider_id}/{ref}/redeliver",
             post(redeliver_transaction),
@@ -544,6 +545,10 @@ async fn transaction(
                         input type="hidden" name="csrf" value=(s.csrf);
                         button type="submit" id="redeliver-all" { "Deliver all its events again" }
                     }
+                    @if tx.needs_review {
+                        h2 { "Resolve the review" }
+                        (resolve_form(&action("resolve"), &s.csrf, &tx))
+                    }
                 }
             }
             h2 { "Timeline" }
@@ -622,6 +627,73 @@ async fn check(
     }
 }
 
+#[derive(Deserialize)]
+pub struct ResolveForm {
+    csrf: String,
+    state: Option<String>,
+    note: Option<String>,
+}
+
+async fn resolve(
+    _s: Session,
+    State(app): State<AppState>,
+    Path((provider_id, reference)): Path<(String, String)>,
+    Form(form): Form<ResolveForm>,
+) -> Response {
+    if let Some(refusal) = csrf_refusal(&app, &form.csrf) {
+        return refusal;
+    }
+    let path = format!(
+        "/transactions/{}/{}",
+        urlencode(&provider_id),
+        urlencode(&reference)
+    );
+    match super::api::resolve_review(
+        app.store.as_ref(),
+        &provider_id,
+        &reference,
+        form.state.as_deref(),
+        form.note.as_deref(),
+        "dashboard",
+    )
+    .await
+    {
+        Ok(done) => {
+            app.metrics.events(&done.events);
+            app.wake.notify_one();
+            let state = done.record.map_or("", |r| r.state.as_str());
+            back_to(
+                &path,
+                &format!("Resolved: {state}; the review flag is cleared."),
+            )
+        }
+        Err(e) => back_to(&path, &format!("Not resolved: {}", e.message)),
+    }
+}
+
+/// The form that resolves a flagged transaction's review.
+fn resolve_form(action: &str, csrf: &str, tx: &lunas_core::TxRecord) -> Markup {
+    let finals: Vec<&str> = lunas_protocol::State::ALL
+        .iter()
+        .filter(|s| s.is_final() && s.applies_to(tx.kind))
+        .map(|s| s.as_str())
+        .collect();
+    html! {
+        form method="post" action=(action) class="resolve" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { "Final state "
+                select name="state" {
+                    @for s in &finals { option value=(s) selected[*s == tx.state.as_str()] { (s) } }
+                }
+            }
+            " "
+            label { "Why " input type="text" name="note" required size="40" placeholder="what you checked, and what you decided"; }
+            " "
+            button.primary type="submit" { "Resolve" }
+        }
+    }
+}
+
 async fn redeliver_transaction(
     _s: Session,
     State(app): State<AppState>,
@@ -660,7 +732,7 @@ async fn redeliver_transaction(
 // ---------------------------------------------------------------------------------------------
 // Needs review
 
-async fn review(_s: Session, State(app): State<AppState>) -> Response {
+async fn review(s: Session, State(app): State<AppState>) -> Response {
     let flagged = match app
         .store
         .list_transactions(&TxQuery {
@@ -758,6 +830,7 @@ async fn review(_s: Session, State(app): State<AppState>) -> Response {
                     }
                 }
                 div.grid { (side("The outcome lunas kept", kept)) (side("What contradicted it", contradicting)) }
+                (resolve_form(&format!("{}/resolve", tx_link(tx)), &s.csrf, tx))
             }
         },
     )

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::EVENTS, get(api::events))
         .route(openapi::PROVIDERS, get(api::providers))
         .route(openapi::TRANSACTION_CHECK, post(api::check_transaction))
+        .route(openapi::TRANSACTION_RESOLVE, post(api::resolve_transaction))
         .route(openapi::PROVIDER_BALANCE, get(api::balance_history))
         .route(openapi::EVENT_REDELIVER, post(api::redeliver_event))
         .route(

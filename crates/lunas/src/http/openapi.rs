@@ -11,6 +11,7 @@ pub const TRANSACTION: &str = "/api/v1/transactions/{provider_id}/{ref}";
 pub const EVENTS: &str = "/api/v1/events";
 pub const PROVIDERS: &str = "/api/v1/providers";
 pub const TRANSACTION_CHECK: &str = "/api/v1/transactions/{provider_id}/{ref}/check";
+pub const TRANSACTION_RESOLVE: &str = "/api/v1/transactions/{provider_id}/{ref}/resolve";
 pub const PROVIDER_BALANCE: &str = "/api/v1/providers/{provider_id}/balance";
 pub const EVENT_REDELIVER: &str = "/api/v1/events/{id}/redeliver";
 pub const TRANSACTION_REDELIVER: &str = "/api/v1/transactions/{provider_id}/{ref}/redeliver";
@@ -33,6 +34,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", EVENTS),
     ("get", PROVIDERS),
     ("post", TRANSACTION_CHECK),
+    ("post", TRANSACTION_RESOLVE),
     ("get", PROVIDER_BALANCE),
     ("post", EVENT_REDELIVER),
     ("post", TRANSACTION_REDELIVER),
@@ -288,6 +290,22 @@ pub fn spec() -> Value {
                     "409": error_response("amount_changed: the bill costs another amount; not_payable: nothing to pay or paid already; busy"),
                     "422": error_response("order_invalid: amount missing or malformed"),
                     "429": error_response("rate_limited")
+                }
+            }},
+            TRANSACTION_RESOLVE: {"post": {
+                "summary": "Resolve the review of a flagged transaction: clear needs_review, keep or set a final state, record who, when and why; emits transaction.resolved (and the state's own event if it changed)",
+                "security": bearer,
+                "parameters": [path("provider_id"), path("ref")],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["state", "note"], "additionalProperties": false, "properties": {
+                    "state": {"enum": ["succeeded", "failed", "paid", "expired", "canceled", "refunded"], "description": "a final state of the transaction's kind"},
+                    "note": {"type": "string", "maxLength": 2000}}}}}},
+                "responses": {
+                    "200": {"description": "The transaction after the resolution", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Transaction"}}}},
+                    "400": error_response("The body is not JSON"),
+                    "401": error_response("Missing or wrong admin token"),
+                    "404": error_response("No such transaction"),
+                    "409": error_response("not_flagged: the transaction is not flagged for review"),
+                    "422": error_response("invalid_resolution: state missing or not a final state of its kind, note missing or too long")
                 }
             }},
             TRANSACTION_CHECK: {"post": {
