@@ -471,10 +471,13 @@ pub enum ObservationVerdict {
     NoAnswer,
     /// A person resolved the review: the flag is cleared, the chosen state kept or set.
     Resolved,
+    /// The provider has no record of the transaction (yet): nothing changes; a grace period
+    /// runs from the first such answer.
+    NotFound,
 }
 
 impl ObservationVerdict {
-    pub const ALL: [ObservationVerdict; 17] = [
+    pub const ALL: [ObservationVerdict; 18] = [
         ObservationVerdict::Created,
         ObservationVerdict::Applied,
         ObservationVerdict::Updated,
@@ -492,6 +495,7 @@ impl ObservationVerdict {
         ObservationVerdict::Sent,
         ObservationVerdict::NoAnswer,
         ObservationVerdict::Resolved,
+        ObservationVerdict::NotFound,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -513,6 +517,7 @@ impl ObservationVerdict {
             ObservationVerdict::Sent => "sent",
             ObservationVerdict::NoAnswer => "no_answer",
             ObservationVerdict::Resolved => "resolved",
+            ObservationVerdict::NotFound => "not_found",
         }
     }
 

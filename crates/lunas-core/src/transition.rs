@@ -446,6 +446,9 @@ fn track_unanswered(current: &TxRecord, fact: &Fact, d: &mut Decision, now: Offs
         d.record.extra.unanswered_since = since;
         d.changed = true;
     }
+    if matches!(fact.basis, Basis::Unanswered) && matches!(d.verdict, V::Duplicate | V::Stale) {
+        d.verdict = V::NotFound;
+    }
 }
 
 /// A message that contradicts itself: recorded, nothing applied, flagged and announced once.

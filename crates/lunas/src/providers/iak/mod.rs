@@ -463,8 +463,14 @@ fn read_top_up(reference: &str, answer: &HttpAnswer) -> OrderOutcome {
             fact: failed(fact),
         },
         (_, verdict) => OrderOutcome::Unknown(format!(
-            "HTTP {} with rc {} ({verdict:?})",
-            answer.status, res.rc
+            "HTTP {} with rc {} ({})",
+            answer.status,
+            res.rc,
+            match verdict {
+                Verdict::NotFound => "no such transaction",
+                Verdict::NotReceived => "not received",
+                _ => "no outcome",
+            }
         )),
     }
 }
