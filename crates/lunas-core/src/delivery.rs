@@ -43,7 +43,8 @@ pub struct Attempt {
     pub at: OffsetDateTime,
     /// The HTTP status, when the endpoint answered.
     pub status: Option<u16>,
-    pub latency_ms: i64,
+    /// How long the endpoint took to answer, in microseconds.
+    pub latency_us: i64,
     /// The start of the endpoint's answer.
     pub response: Option<String>,
     /// The transport error (timeout, refused connection), when there was no answer.
@@ -55,7 +56,8 @@ impl Attempt {
         json!({
             "at": rfc3339(self.at),
             "status": self.status,
-            "latency_ms": self.latency_ms,
+            // Milliseconds with microsecond precision.
+            "latency_ms": self.latency_us as f64 / 1000.0,
             "response": self.response,
             "error": self.error,
         })

@@ -14,4 +14,5 @@ pub(crate) const DELIVERY_COLUMNS: &str =
     "d.id, d.event_seq, e.id, e.type, d.transaction_id, d.endpoint, d.state, \
      d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.updated_at";
 
-pub(crate) const ATTEMPT_COLUMNS: &str = "attempted_at, status, latency_ms, response, error";
+pub(crate) const ATTEMPT_COLUMNS: &str =
+    "attempted_at, status, COALESCE(latency_us, latency_ms * 1000), response, error";

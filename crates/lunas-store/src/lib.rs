@@ -77,6 +77,9 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the store can serve reads and writes now.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// How many schema migrations ran when the store was opened (0: it was up to date).
+    fn migrations_run(&self) -> usize;
+
     // --- Reconciliation ---------------------------------------------------------------------
 
     /// Leases up to `limit` transactions of `provider_id` whose status check is due at `now`.

@@ -137,7 +137,7 @@ pub struct TxQuery {
     pub since: Option<OffsetDateTime>,
     /// Created before.
     pub until: Option<OffsetDateTime>,
-    /// Exact ref or customer number.
+    /// A part of the ref, the customer number or the provider's transaction id.
     pub search: Option<String>,
     /// Return transactions older than this cursor (from a previous page).
     pub cursor: Option<i64>,

@@ -308,6 +308,21 @@ async fn registration_is_idempotent_and_lists_filter_and_page_on(db: &Db) {
         .unwrap();
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].reference, "r3");
+    // A part of a ref, of a customer number, case as stored.
+    for part in ["3", "812"] {
+        let found = store
+            .list_transactions(&TxQuery {
+                search: Some(part.into()),
+                limit: 10,
+                ..TxQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            found.items.iter().any(|t| t.reference == "r3"),
+            "{part:?} finds r3"
+        );
+    }
     let none = store
         .list_transactions(&TxQuery {
             state: Some(State::Succeeded),
@@ -570,7 +585,7 @@ async fn deliveries_keep_order_per_transaction_whichever_node_claims() {
             attempt: lunas_store::Attempt {
                 at: later,
                 status: Some(200),
-                latency_ms: 3,
+                latency_us: 3_000,
                 response: None,
                 error: None,
             },

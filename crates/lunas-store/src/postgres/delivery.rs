@@ -179,13 +179,14 @@ pub(crate) async fn record_attempt(
     let a = &r.attempt;
     let at = to_millis(a.at);
     sqlx::query(
-        "INSERT INTO delivery_attempts (delivery_id, attempted_at, status, latency_ms, response, error) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO delivery_attempts (delivery_id, attempted_at, status, latency_ms, latency_us, response, error) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(r.delivery_id)
     .bind(at)
     .bind(a.status.map(i64::from))
-    .bind(a.latency_ms)
+    .bind(a.latency_us / 1000)
+    .bind(a.latency_us)
     .bind(&a.response)
     .bind(&a.error)
     .execute(&mut *c)

@@ -39,6 +39,7 @@ use writer::Writer;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_extra.sql"),
+    include_str!("../../migrations/postgres/0003_latency_us.sql"),
 ];
 
 /// The advisory lock migrations run under.
@@ -51,6 +52,8 @@ const READERS: u32 = 4;
 pub struct PostgresStore {
     writer: Writer,
     pool: PgPool,
+    /// Migrations that ran when the store was opened.
+    migrated: usize,
 }
 
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -117,7 +120,7 @@ impl PostgresStore {
             .connect_with(connect.clone())
             .await
             .map_err(|e| unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
-        migrate(&pool).await.map_err(unavailable)?;
+        let migrated = migrate(&pool).await.map_err(unavailable)?;
         let writes = PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)
@@ -127,7 +130,11 @@ impl PostgresStore {
             .map_err(|e| unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
         let lock_timeout = options.busy_timeout.as_millis().max(1) as u64;
         let writer = Writer::start(writes, options.max_batch, lock_timeout);
-        Ok(PostgresStore { writer, pool })
+        Ok(PostgresStore {
+            writer,
+            pool,
+            migrated,
+        })
     }
 
     async fn submit(&self, op: WriteOp) -> Result<WriteResult, StoreError> {
@@ -269,11 +276,14 @@ impl Store for PostgresStore {
             b.push(" AND created_at < ").push_bind(to_millis(t));
         }
         if let Some(s) = &q.search {
-            b.push(" AND (ref = ")
+            // A part of the ref, the customer number or the provider's id.
+            b.push(" AND (strpos(ref, ")
                 .push_bind(s.clone())
-                .push(" OR customer_id = ")
+                .push(") > 0 OR strpos(coalesce(customer_id, ''), ")
                 .push_bind(s.clone())
-                .push(")");
+                .push(") > 0 OR strpos(coalesce(provider_transaction_id, ''), ")
+                .push_bind(s.clone())
+                .push(") > 0)");
         }
         if let Some(cursor) = q.cursor {
             b.push(" AND id < ").push_bind(cursor);
@@ -394,6 +404,10 @@ impl Store for PostgresStore {
             })
         };
         read().map_err(unavailable)
+    }
+
+    fn migrations_run(&self) -> usize {
+        self.migrated
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -119,7 +119,7 @@ pub(crate) fn attempt_from_row(r: &PgRow) -> Result<Attempt, sqlx::Error> {
     Ok(Attempt {
         at: from_millis(r.try_get(0)?),
         status: r.try_get::<Option<i64>, _>(1)?.map(|s| s as u16),
-        latency_ms: r.try_get(2)?,
+        latency_us: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
         response: r.try_get(3)?,
         error: r.try_get(4)?,
     })

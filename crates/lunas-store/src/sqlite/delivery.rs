@@ -117,10 +117,10 @@ pub(crate) fn record_attempt(c: &Connection, r: &AttemptRecord) -> rusqlite::Res
     let a = &r.attempt;
     let at = to_millis(a.at);
     c.prepare_cached(
-        "INSERT INTO delivery_attempts (delivery_id, attempted_at, status, latency_ms, response, error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO delivery_attempts (delivery_id, attempted_at, status, latency_ms, latency_us, response, error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![r.delivery_id, at, a.status.map(i64::from), a.latency_ms, a.response, a.error])?;
+    .execute(params![r.delivery_id, at, a.status.map(i64::from), a.latency_us / 1000, a.latency_us, a.response, a.error])?;
     let (state, next) = match r.next {
         AttemptNext::Delivered => ("delivered", at),
         AttemptNext::RetryAt(t) => ("pending", to_millis(t)),

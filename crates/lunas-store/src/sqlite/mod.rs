@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_balances.sql"),
     include_str!("../../migrations/sqlite/0005_due_by_provider.sql"),
     include_str!("../../migrations/sqlite/0006_extra.sql"),
+    include_str!("../../migrations/sqlite/0007_latency_us.sql"),
 ];
 
 const READERS: usize = 4;
@@ -38,6 +39,8 @@ const READERS: usize = 4;
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<ReaderPool>,
+    /// Migrations that ran when the store was opened.
+    migrated: usize,
 }
 
 struct ReaderPool {
@@ -99,14 +102,18 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(unavailable)?;
         configure(&conn, &options).map_err(unavailable)?;
-        migrate(&mut conn).map_err(unavailable)?;
+        let migrated = migrate(&mut conn).map_err(unavailable)?;
         let writer = Writer::start(conn, options.max_batch)?;
         let readers = Arc::new(ReaderPool {
             path,
             idle: Mutex::new(Vec::new()),
             options,
         });
-        Ok(SqliteStore { writer, readers })
+        Ok(SqliteStore {
+            writer,
+            readers,
+            migrated,
+        })
     }
 
     /// Runs `f` on a read connection on the blocking pool.
@@ -246,7 +253,9 @@ impl Store for SqliteStore {
             if let Some(s) = &q.search {
                 arg(
                     &mut sql,
-                    " AND (ref = ? OR customer_id = ?)",
+                    // A part of the ref, the customer number or the provider's id.
+                    " AND (instr(ref, ?) > 0 OR instr(coalesce(customer_id, ''), ?) > 0 \
+                     OR instr(coalesce(provider_transaction_id, ''), ?) > 0)",
                     s.clone().into(),
                 );
             }
@@ -546,6 +555,10 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+
+    fn migrations_run(&self) -> usize {
+        self.migrated
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -114,7 +114,7 @@ pub(crate) fn attempt_from_row(r: &Row<'_>) -> rusqlite::Result<Attempt> {
     Ok(Attempt {
         at: from_millis(r.get(0)?),
         status: r.get::<_, Option<i64>>(1)?.map(|s| s as u16),
-        latency_ms: r.get(2)?,
+        latency_us: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
         response: r.get(3)?,
         error: r.get(4)?,
     })
