@@ -278,6 +278,17 @@ pub enum Role {
     All,
 }
 
+impl Role {
+    /// The role as `--role` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Worker => "worker",
+            Role::All => "all",
+        }
+    }
+}
+
 /// The background workers of a serving gateway.
 struct Workers {
     stop: Arc<Notify>,

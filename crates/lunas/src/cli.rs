@@ -366,9 +366,15 @@ async fn serve(path: Option<PathBuf>, role: app::Role) -> Result<ExitCode, Strin
         %addr,
         storage = %redacted(&config.storage.url),
         providers = config.providers.len(),
-        ?role,
+        role = role.as_str(),
         "lunas gateway listening on http://{addr}"
     );
+    if config.providers.is_empty() {
+        tracing::warn!(
+            "no provider accounts are configured: every callback will be answered 404 and nothing \
+             is reconciled; add [[providers]] sections (see the README, \"Configuration\")"
+        );
+    }
     gateway
         .serve_role(role, listener, app::shutdown_signal())
         .await
@@ -487,7 +493,7 @@ async fn redeliver(path: Option<PathBuf>, a: Redeliver) -> Result<ExitCode, Stri
     if config.endpoints.is_empty() {
         return Err("no [[endpoints]] are configured: there is nowhere to deliver to".into());
     }
-    let store = open_store(&config).await?;
+    let store = open_existing(&config).await?;
     let filters: Vec<lunas_store::EndpointFilter> = config
         .endpoints
         .iter()
@@ -530,9 +536,28 @@ async fn redeliver(path: Option<PathBuf>, a: Redeliver) -> Result<ExitCode, Stri
 
 async fn migrate(path: Option<PathBuf>) -> Result<ExitCode, String> {
     let config = load(path)?;
-    open_store(&config).await?;
-    println!("{}: schema is up to date", redacted(&config.storage.url));
+    let store = open_store(&config).await?;
+    let where_ = redacted(&config.storage.url);
+    match store.migrations_run() {
+        0 => println!("{where_}: the schema was already up to date; nothing changed"),
+        1 => println!("{where_}: applied 1 migration; the schema is up to date"),
+        n => println!("{where_}: applied {n} migrations; the schema is up to date"),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the store for a command that only reads or changes existing data: a SQLite database
+/// that does not exist is an error, not a new empty file.
+async fn open_existing(config: &Config) -> Result<std::sync::Arc<dyn lunas_store::Store>, String> {
+    if let Some(path) = config.storage.url.strip_prefix("sqlite://") {
+        if !std::path::Path::new(path).exists() {
+            return Err(format!(
+                "there is no database at {path}: point storage.url (or --config) at the gateway's \
+                 database, or create one with `lunas migrate`"
+            ));
+        }
+    }
+    open_store(config).await
 }
 
 async fn order(path: Option<PathBuf>, cmd: OrderCommand) -> Result<ExitCode, String> {
@@ -658,7 +683,7 @@ async fn order(path: Option<PathBuf>, cmd: OrderCommand) -> Result<ExitCode, Str
 
 async fn tx(path: Option<PathBuf>, cmd: TxCommand) -> Result<ExitCode, String> {
     let config = load(path)?;
-    let store = open_store(&config).await?;
+    let store = open_existing(&config).await?;
     match cmd {
         TxCommand::Check {
             provider_id,

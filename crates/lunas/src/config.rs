@@ -142,7 +142,9 @@ struct RawEndpoint {
     #[serde(default, deserialize_with = "lenient::opt_string")]
     id: Option<String>,
     url: Option<String>,
-    secret: Option<String>,
+    /// One secret, or several during a changeover (the first is the new one).
+    #[serde(default, deserialize_with = "lenient::string_list")]
+    secret: Vec<String>,
     #[serde(default, deserialize_with = "lenient::string_list")]
     events: Vec<String>,
 }
@@ -318,7 +320,9 @@ pub struct EndpointConfig {
     /// The key of its deliveries (default: the URL).
     pub id: String,
     pub url: url::Url,
-    pub secret: Secret,
+    /// The signing secrets: one, or several while the merchant changes over (each delivery is
+    /// signed with every one, as Standard Webhooks allows).
+    pub secrets: Vec<Secret>,
     pub events: Vec<String>,
 }
 
@@ -554,18 +558,26 @@ fn validate(
                 None
             }
         };
-        let secret = match e.secret.as_deref() {
-            Some(s) => secret(&format!("{name}.secret"), s, &mut errors),
-            None => {
-                errors.push(format!("{name}: secret is required (a whsec_... value)"));
-                None
-            }
-        };
-        if let Some(s) = &secret {
-            if !s.expose().starts_with("whsec_") {
-                errors.push(format!(
-                    "{name}.secret: must start with whsec_ (a Standard Webhooks secret)"
-                ));
+        if e.secret.is_empty() {
+            errors.push(format!(
+                "{name}: secret is required (a whsec_... value, or a list of them during a changeover)"
+            ));
+        }
+        let mut secrets = Vec::new();
+        for (k, text) in e.secret.iter().enumerate() {
+            let place = if e.secret.len() == 1 {
+                format!("{name}.secret")
+            } else {
+                format!("{name}.secret[{k}]")
+            };
+            if let Some(s) = secret(&place, text, &mut errors) {
+                if s.expose().starts_with("whsec_") {
+                    secrets.push(s);
+                } else {
+                    errors.push(format!(
+                        "{place}: must start with whsec_ (a Standard Webhooks secret)"
+                    ));
+                }
             }
         }
         let events = if e.events.is_empty() {
@@ -573,7 +585,23 @@ fn validate(
         } else {
             e.events
         };
-        if let (Some(url), Some(secret)) = (url, secret) {
+        // A filter that matches no event type is a typo that would silently deliver nothing.
+        for pattern in &events {
+            let matches_some = lunas_core::EventType::ALL
+                .iter()
+                .any(|t| lunas_core::event_matches(std::slice::from_ref(pattern), t.as_str()));
+            if !matches_some {
+                let types: Vec<&str> = lunas_core::EventType::ALL
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect();
+                errors.push(format!(
+                    "{name}.events: {pattern:?} matches no event type (use \"*\", \"transaction.*\", \"va.*\", \"provider.*\" or one of: {})",
+                    types.join(", ")
+                ));
+            }
+        }
+        if let (Some(url), false) = (url, secrets.is_empty() || secrets.len() < e.secret.len()) {
             let id = e.id.unwrap_or_else(|| url.to_string());
             if endpoints.iter().any(|x: &EndpointConfig| x.id == id) {
                 errors.push(format!("{name}: id {id:?} is used by another endpoint"));
@@ -581,7 +609,7 @@ fn validate(
             endpoints.push(EndpointConfig {
                 id,
                 url,
-                secret,
+                secrets,
                 events,
             });
         }
@@ -969,6 +997,7 @@ callback_ips = ["not-an-ip"]
 [[endpoints]]
 url = "https://merchant.example/hook"
 secret = "plain"
+events = ["transactoin.*"]
 "#;
         let err = load(text, &[]).unwrap_err();
         let all = err.to_string();
@@ -984,6 +1013,7 @@ secret = "plain"
             "UNSET_VAR is not set",
             "\"not-an-ip\" is not an IP address",
             "must start with whsec_",
+            "\"transactoin.*\" matches no event type",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }

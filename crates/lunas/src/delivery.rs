@@ -30,7 +30,8 @@ const RESPONSE_SNIPPET: usize = 512;
 /// An endpoint ready to sign and send.
 struct Endpoint {
     config: EndpointConfig,
-    webhook: standardwebhooks::Webhook,
+    /// One per secret, the newest first.
+    webhooks: Vec<standardwebhooks::Webhook>,
 }
 
 /// What one step did.
@@ -61,17 +62,23 @@ impl Deliverer {
     ) -> Result<Self, String> {
         let mut map = HashMap::new();
         for e in endpoints {
-            let webhook = standardwebhooks::Webhook::new(e.secret.expose()).map_err(|err| {
-                format!(
-                    "endpoint {:?}: the secret is not a valid whsec_ key: {err:?}",
-                    e.id
-                )
-            })?;
+            let webhooks = e
+                .secrets
+                .iter()
+                .map(|s| {
+                    standardwebhooks::Webhook::new(s.expose()).map_err(|err| {
+                        format!(
+                            "endpoint {:?}: a secret is not a valid whsec_ key ({err})",
+                            e.id
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             map.insert(
                 e.id.clone(),
                 Endpoint {
                     config: e.clone(),
-                    webhook,
+                    webhooks,
                 },
             );
         }
@@ -245,7 +252,7 @@ impl Deliverer {
             AttemptNext::RetryAt(_) => "retry",
             AttemptNext::Dead => "dead",
         };
-        let latency = Duration::from_millis(result.attempt.latency_ms.max(0) as u64);
+        let latency = Duration::from_micros(result.attempt.latency_us.max(0) as u64);
         self.metrics.delivery(&job.endpoint, outcome, latency);
         self.store.record_attempt(result).await?;
         Ok(delivered)
@@ -255,7 +262,7 @@ impl Deliverer {
         let tried = self.post(job).await;
         let delivered = tried.status.is_some_and(|s| (200..300).contains(&s));
         let next = if delivered {
-            tracing::debug!(endpoint = %job.endpoint, event = %job.event.id, latency_ms = tried.latency_ms, "event delivered");
+            tracing::debug!(endpoint = %job.endpoint, event = %job.event.id, latency_ms = tried.latency_us as f64 / 1000.0, "event delivered");
             AttemptNext::Delivered
         } else {
             if tried.status == Some(410) {
@@ -279,7 +286,7 @@ impl Deliverer {
             attempt: Attempt {
                 at: now,
                 status: tried.status,
-                latency_ms: tried.latency_ms,
+                latency_us: tried.latency_us,
                 response: tried.response,
                 error: tried.error,
             },
@@ -297,13 +304,16 @@ impl Deliverer {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let signature = match endpoint
-            .webhook
-            .sign(&job.event.id, timestamp, body.as_bytes())
-        {
-            Ok(s) => s,
-            Err(e) => return Tried::error(format!("cannot sign: {e:?}"), 0),
-        };
+        // Signed with every secret of the endpoint, space-separated: a receiver holding either
+        // the new or the old secret verifies it during a changeover.
+        let mut signatures = Vec::with_capacity(endpoint.webhooks.len());
+        for webhook in &endpoint.webhooks {
+            match webhook.sign(&job.event.id, timestamp, body.as_bytes()) {
+                Ok(s) => signatures.push(s),
+                Err(e) => return Tried::error(format!("cannot sign: {e}"), 0),
+            }
+        }
+        let signature = signatures.join(" ");
         let started = Instant::now();
         let response = self
             .client
@@ -327,7 +337,7 @@ impl Deliverer {
                 let response = read_snippet(res).await;
                 Tried {
                     status: Some(status),
-                    latency_ms: started.elapsed().as_millis() as i64,
+                    latency_us: started.elapsed().as_micros() as i64,
                     response,
                     error: None,
                     retry_after,
@@ -341,7 +351,7 @@ impl Deliverer {
                 } else {
                     format!("request failed: {}", error_chain(&e))
                 };
-                Tried::error(what, started.elapsed().as_millis() as i64)
+                Tried::error(what, started.elapsed().as_micros() as i64)
             }
         }
     }
@@ -350,17 +360,18 @@ impl Deliverer {
 /// What one POST came back with.
 struct Tried {
     status: Option<u16>,
-    latency_ms: i64,
+    /// Microseconds.
+    latency_us: i64,
     response: Option<String>,
     error: Option<String>,
     retry_after: Option<Duration>,
 }
 
 impl Tried {
-    fn error(what: impl Into<String>, latency_ms: i64) -> Self {
+    fn error(what: impl Into<String>, latency_us: i64) -> Self {
         Tried {
             status: None,
-            latency_ms,
+            latency_us,
             response: None,
             error: Some(what.into()),
             retry_after: None,

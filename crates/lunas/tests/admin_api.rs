@@ -194,7 +194,13 @@ async fn the_list_filters_by_provider_state_kind_review_and_search() {
             vec![("q", "0817777215")],
             vec!["a-ok", "a-fail", "a-pend", "a-conf"],
         ),
-        (vec![("q", "a-")], vec![]),
+        // A part of the ref finds it too.
+        (
+            vec![("q", "a-")],
+            vec!["a-ok", "a-fail", "a-pend", "a-conf"],
+        ),
+        (vec![("q", "-fai")], vec!["a-fail"]),
+        (vec![("q", "zzz")], vec![]),
         (
             vec![("provider_id", "iak"), ("state", "succeeded")],
             vec!["a-ok", "a-conf"],

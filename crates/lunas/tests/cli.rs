@@ -212,12 +212,16 @@ async fn migrate_creates_the_schema_on_a_fresh_path() {
         format!("[storage]\nurl = \"sqlite://{}\"\n", db.display()),
     )
     .unwrap();
-    for _ in 0..2 {
+    // The first run says what it did; the second that there was nothing to do.
+    for expected in [
+        "migrations; the schema is up to date",
+        "already up to date; nothing changed",
+    ] {
         let mut cmd = lunas(dir.path());
         cmd.args(["migrate", "--config"]).arg(&config);
         let (code, out, err) = run(cmd).await;
         assert_eq!(code, 0, "{err}");
-        assert!(out.contains("up to date"), "{out}");
+        assert!(out.contains(expected), "{out}");
     }
     assert!(db.exists());
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -691,4 +695,15 @@ async fn tx_resolve_clears_a_review_from_the_command_line() {
     let (code, _, err) = run(cmd).await;
     assert_ne!(code, 0);
     assert!(err.contains("not flagged for review"), "{err}");
+}
+
+#[tokio::test]
+async fn a_read_only_command_does_not_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = lunas(dir.path());
+    cmd.args(["tx", "list"]);
+    let (code, _, err) = run(cmd).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("there is no database at"), "{err}");
+    assert!(!dir.path().join("lunas.db").exists(), "nothing created");
 }

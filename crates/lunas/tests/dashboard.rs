@@ -97,6 +97,7 @@ async fn an_operator_logs_in_reads_a_timeline_and_redelivers_a_dead_letter() {
     let Some((chromium, chromedriver_path)) = browser() else {
         return;
     };
+    eprintln!("the dashboard browser test runs in {chromium} through {chromedriver_path}");
 
     let (receiver, seen) = flaky_receiver().await;
     let dir = tempfile::tempdir().unwrap();

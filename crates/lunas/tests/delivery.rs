@@ -304,6 +304,53 @@ async fn every_event_arrives_signed_as_standard_webhooks_and_verifies_independen
 }
 
 #[tokio::test]
+async fn during_a_secret_changeover_every_delivery_verifies_with_the_old_and_the_new_secret() {
+    const NEW: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let rx = Receiver::start(&[]).await;
+    let gw = Manual::start(&format!(
+        "[[endpoints]]\nid = \"merchant\"\nurl = \"{}\"\nsecret = [\"{NEW}\", \"{SECRET}\"]\n",
+        rx.url()
+    ))
+    .await;
+    gw.callback("rot-1", PrepaidStatus::Success).await;
+    assert_eq!(gw.step(now()).await.delivered, 1);
+    let r = &rx.received()[0];
+    assert_eq!(
+        r.headers["webhook-signature"]
+            .to_str()
+            .unwrap()
+            .split(' ')
+            .count(),
+        2,
+        "one signature per secret"
+    );
+    for secret in [NEW, SECRET] {
+        standardwebhooks::Webhook::new(secret)
+            .unwrap()
+            .verify(r.body.as_bytes(), &r.headers)
+            .unwrap_or_else(|e| panic!("verifies with {secret}: {e}"));
+    }
+    // A secret in the list that is not a whsec_ key is named.
+    let err = Config::from_parts(
+        Some(&config_text(
+            std::path::Path::new("/nonexistent/x.db"),
+            &format!(
+                "[[endpoints]]\nurl = \"{}\"\nsecret = [\"{NEW}\", \"plain\"]\n",
+                rx.url()
+            ),
+        )),
+        &[],
+        &|_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("endpoints[0].secret[1]: must start with whsec_"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_flaky_endpoint_gets_the_same_message_until_it_accepts() {
     let rx = Receiver::start(&[Reply::Status(500), Reply::Status(503)]).await;
     let gw = Manual::start(&format!(

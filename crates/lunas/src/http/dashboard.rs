@@ -577,7 +577,7 @@ async fn transaction(
                                 td {
                                     (d.event_type) " → "
                                     @match a.status { Some(st) => strong class=(if (200..300).contains(&st) { "" } else { "bad" }) { "HTTP " (st) }, None => strong.bad { (a.error.as_deref().unwrap_or("no answer")) } }
-                                    " in " (a.latency_ms) " ms"
+                                    " in " (format!("{:.2}", a.latency_us as f64 / 1000.0)) " ms"
                                     @if let Some(r) = &a.response { details { summary { "answer" } pre { (r) } } }
                                 }
                             },
