@@ -130,3 +130,27 @@ async fn state_survives_a_restart() {
     .await;
     assert_eq!(gw.events().await.len(), 1);
 }
+
+#[tokio::test]
+async fn every_answer_names_its_request_id() {
+    let gw = TestGateway::start().await;
+    let mut ids = std::collections::HashSet::new();
+    for reference in ["rid-1", "rid-2"] {
+        let res = gw
+            .callback_response(
+                "iak",
+                iak_body(
+                    reference,
+                    PrepaidStatus::Success,
+                    Format::Json,
+                    ApiVersion::V2,
+                ),
+                &[],
+            )
+            .await;
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(id.len(), 12, "{id}");
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 2, "one id per request");
+}

@@ -76,7 +76,21 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// Gives every request an id: each log line written while answering it carries the id, and
+/// the answer names it in `x-request-id`, so one request can be followed through the logs.
+async fn request_span(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let span = tracing::info_span!("request", id = %&id[20..], method = %req.method(), path = %req.uri().path());
+    let mut response = next.run(req).instrument(span).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id[20..]) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 /// An error answer: `{"error": {"code", "message"}}` with its HTTP status.
