@@ -860,6 +860,17 @@ async fn the_openapi_document_matches_the_routes() {
         );
     }
 
+    // Every operation has its own operationId.
+    let mut ids = std::collections::HashSet::new();
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+        }
+    }
+
     let right = format!("Bearer {TOKEN}");
     let mut operations = 0;
     for (path, ops) in paths {

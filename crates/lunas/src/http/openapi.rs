@@ -53,6 +53,30 @@ pub async fn document() -> Json<Value> {
     Json(spec())
 }
 
+/// The `operationId` of each operation: stable names for generated clients.
+const OPERATION_IDS: &[(&str, &str, &str)] = &[
+    ("post", CALLBACK, "receiveCallback"),
+    ("get", TRANSACTIONS, "listTransactions"),
+    ("post", TRANSACTIONS, "registerTransaction"),
+    ("get", TRANSACTION, "getTransaction"),
+    ("post", TRANSACTION_CHECK, "checkTransaction"),
+    ("post", TRANSACTION_RESOLVE, "resolveTransaction"),
+    ("post", TRANSACTION_REDELIVER, "redeliverTransaction"),
+    ("get", EVENTS, "listEvents"),
+    ("post", EVENT_REDELIVER, "redeliverEvent"),
+    ("get", PROVIDERS, "listProviders"),
+    ("get", PROVIDER_BALANCE, "getProviderBalance"),
+    ("get", DELIVERIES, "listDeliveries"),
+    ("post", DELIVERIES_REDELIVER, "redeliverDeadLetters"),
+    ("get", ENDPOINTS, "listEndpoints"),
+    ("post", ORDERS, "placeOrder"),
+    ("post", ORDER_PAY, "payBill"),
+    ("get", OPENAPI, "getOpenApi"),
+    ("get", HEALTHZ, "healthz"),
+    ("get", READYZ, "readyz"),
+    ("get", METRICS, "metrics"),
+];
+
 fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
@@ -141,6 +165,16 @@ fn order_schema() -> Value {
 
 /// The OpenAPI 3.1 document of the gateway.
 pub fn spec() -> Value {
+    let mut doc = document_body();
+    for (method, path, id) in OPERATION_IDS {
+        if let Some(op) = doc["paths"][*path][*method].as_object_mut() {
+            op.insert("operationId".into(), json!(id));
+        }
+    }
+    doc
+}
+
+fn document_body() -> Value {
     let bearer = json!([{"bearer": []}]);
     json!({
         "openapi": "3.1.0",
