@@ -2,10 +2,11 @@
 //! retries, and [`Sandbox::run_due`], the one step that both tests and the background
 //! dispatcher of [`Sandbox::serve`] use.
 //!
-//! An attempt is accepted when the receiver answers 200 (MCPayment, as its documents say) or
-//! any 2xx (IAK/IDSL, which document no answer). An unaccepted attempt is retried after the
-//! account's `retry_delays_ms`, for MCPayment accounts and for IAK/IDSL accounts in production;
-//! a development account's callbacks are sent once, when reported.
+//! An attempt is accepted as the account's family says: any 2xx by default (IAK/IDSL, which
+//! document no answer), only 200 for MCPayment, as its documents say. An unaccepted attempt is
+//! retried after the account's `retry_delays_ms` in production, and in development too when
+//! the family says so (MCPayment); an IAK/IDSL development account's callbacks are sent once,
+//! when reported.
 
 use std::time::Duration;
 
@@ -189,13 +190,9 @@ impl Sandbox {
             return self.lock().log.callback(record);
         };
         let attempt = send(&self.inner.client, &d, &url, account.callback_timeout).await;
-        let accepted = match attempt.status {
-            Some(s) if account.kind == crate::config::AccountKind::Mcp => {
-                lunas_protocol::ack::mcp_accepts(s)
-            }
-            Some(s) => (200..300).contains(&s),
-            None => false,
-        };
+        let accepted = attempt
+            .status
+            .is_some_and(|s| account.kind.family().accepts(s));
         let outcome = match (accepted, attempt.status) {
             (true, _) => CallbackOutcome::Accepted,
             (false, Some(_)) => CallbackOutcome::Rejected,
@@ -257,6 +254,15 @@ impl Sandbox {
             self.inner.wake.notify_one();
         }
         records
+    }
+
+    /// How many deliveries about `reference` wait in the outbox.
+    pub(crate) fn waiting(&self, reference: &str) -> usize {
+        self.lock()
+            .outbox
+            .values()
+            .filter(|j| matches!(j, Job::Deliver(d) if d.reference == reference))
+            .count()
     }
 
     /// Puts a plan's deliveries in the outbox, to be sent by [`Sandbox::run_due`].

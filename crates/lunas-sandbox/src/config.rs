@@ -3,6 +3,14 @@
 //! [`SandboxConfig`] is what serde reads; [`SandboxConfig::validate`] turns it into a
 //! [`ValidSandbox`] whose accounts carry resolved secrets, defaults filled in and every rule
 //! checked, so the rest of the crate never re-checks configuration.
+//!
+//! This module holds the whole schema of `[[sandbox.accounts]]` (serde must know every key to
+//! refuse a misspelt one with its line) and the meaning of the common keys: `kind`, `id`,
+//! `environment`, `callback_url`, `deposit`, the delays and retries, `faults`. What a
+//! provider's own keys mean (which are required, which apply, how they become credentials) is
+//! its family's business (`Provider::configure` in its folder, listed in `src/providers.rs`); a
+//! key one family reads is refused on another family's account with the reason the first
+//! gives. The first mistake found is reported.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,19 +18,19 @@ use std::time::Duration;
 
 use lunas_protocol::mcp::Credentials;
 use lunas_protocol::{ApiVersion, Format, ProviderKind, Secret};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+use crate::providers::{self, Provider, PROVIDERS};
+
+/// The families' own defaults, at the paths they always had.
+pub use crate::iak::{DEFAULT_IAK_CALLBACK_DELAY_MS, DEFAULT_IAK_RETRY_DELAYS_MS};
+pub use crate::mcp::DEFAULT_MCP_RETRY_DELAYS_MS;
 
 /// The default address of the sandbox.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 /// The deposit an account starts with when none is configured (IAK's sandbox examples show
 /// balances just under a billion rupiah).
 pub const DEFAULT_DEPOSIT: i64 = 1_000_000_000;
-/// IAK/IDSL production: how long after a top-up its final callback is sent, by default.
-pub const DEFAULT_IAK_CALLBACK_DELAY_MS: u64 = 3_000;
-/// IAK/IDSL production: the waits before each retry of a callback the receiver did not accept.
-pub const DEFAULT_IAK_RETRY_DELAYS_MS: [u64; 4] = [5_000, 30_000, 120_000, 600_000];
-/// MCPayment: the waits before each retry; two retries make the documented three tries.
-pub const DEFAULT_MCP_RETRY_DELAYS_MS: [u64; 2] = [5_000, 30_000];
 /// How long the sandbox waits for a receiver to answer a callback, by default.
 pub const DEFAULT_CALLBACK_TIMEOUT_MS: u64 = 10_000;
 /// How long a check-status "timeout" fault or an `order_hang_after_commit` fault hangs, by
@@ -75,26 +83,69 @@ impl Default for SandboxConfig {
     }
 }
 
-/// The provider an account emulates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AccountKind {
-    Iak,
-    Idsl,
-    Mcp,
+/// The provider an account emulates: one of the kinds of the sandbox's registry of provider
+/// families, read from the configuration's `kind` (`iak`, `idsl`, `mcp`). Each family names
+/// its own kinds as constants (`AccountKind::Iak`, ...).
+#[derive(Clone, Copy)]
+pub struct AccountKind {
+    name: &'static str,
+    family: &'static dyn Provider,
 }
 
 impl AccountKind {
+    /// The kind `name`, served by `family` (for the families' constants).
+    pub(crate) const fn new(name: &'static str, family: &'static dyn Provider) -> Self {
+        AccountKind { name, family }
+    }
+
+    /// The kind called `name` (`iak`, `idsl`, `mcp`), if the sandbox emulates it.
+    pub fn parse(name: &str) -> Option<AccountKind> {
+        providers::kind(name)
+    }
+
     pub fn as_str(self) -> &'static str {
-        self.provider().as_str()
+        self.name
     }
 
     pub fn provider(self) -> ProviderKind {
-        match self {
-            AccountKind::Iak => ProviderKind::Iak,
-            AccountKind::Idsl => ProviderKind::Idsl,
-            AccountKind::Mcp => ProviderKind::Mcp,
-        }
+        self.family.protocol(self)
+    }
+
+    /// The family that emulates this kind.
+    pub(crate) fn family(self) -> &'static dyn Provider {
+        self.family
+    }
+}
+
+impl PartialEq for AccountKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for AccountKind {}
+
+impl std::hash::Hash for AccountKind {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl fmt::Debug for AccountKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        AccountKind::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown variant `{name}`, expected one of {}",
+                providers::kind_names()
+            ))
+        })
     }
 }
 
@@ -193,11 +244,13 @@ impl fmt::Debug for SecretSpec {
     }
 }
 
-/// One `[[sandbox.accounts]]` entry.
+/// One `[[sandbox.accounts]]` entry: every key any family reads, so that serde refuses a
+/// misspelt one. A family declares which of the provider keys it reads (and checks them);
+/// a key no family had before needs its field here, and its `None` in [`AccountConfig::new`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountConfig {
-    /// `iak`, `idsl` or `mcp`.
+    /// `iak`, `idsl` or `mcp`: the kinds of the registry.
     pub kind: AccountKind,
     /// The account's name in logs and control requests; defaults to the kind.
     #[serde(default)]
@@ -383,21 +436,25 @@ impl Account {
     pub fn username(&self) -> Option<&str> {
         match &self.credentials {
             AccountCredentials::Iak { username, .. } => Some(username),
-            AccountCredentials::Mcp(_) => None,
+            _ => None,
         }
     }
 
-    /// Whether an unaccepted callback of this account is tried again: always for MCPayment
-    /// (which sends on payment in both environments), only in production for IAK/IDSL.
+    /// Whether an unaccepted callback of this account is tried again: in production always,
+    /// in development when its family says so (MCPayment, which sends on payment in both
+    /// environments).
     pub fn retries_callbacks(&self) -> bool {
-        self.kind == AccountKind::Mcp || self.environment == Environment::Production
+        self.kind.family().retries_in_development() || self.environment == Environment::Production
     }
 }
 
-/// An account's resolved credentials.
+/// An account's resolved credentials, in the shape of its family (each family reads its own
+/// variant; a family whose credentials have a new shape adds one).
 #[derive(Debug, Clone)]
 pub enum AccountCredentials {
+    /// IAK/IDSL: the username requests carry and the key of every `sign`.
     Iak { username: String, api_key: Secret },
+    /// MCPayment: the merchant's ids and keys.
     Mcp(Credentials),
 }
 
@@ -437,32 +494,10 @@ impl SandboxConfig {
                     ),
                 ));
             }
-            if let Some(user) = account.username() {
-                if accounts.iter().any(|a| a.username() == Some(user)) {
-                    return Err(ConfigError::new(
-                        format!("{at}.username"),
-                        format!(
-                            "username {user:?} is used by two IAK/IDSL accounts; requests find \
-                             their account by username, so each must be unique"
-                        ),
-                    ));
-                }
-            }
-            if let AccountCredentials::Mcp(c) = &account.credentials {
-                let clash = accounts.iter().any(|a| {
-                    matches!(&a.credentials, AccountCredentials::Mcp(o) if o.merchant_id == c.merchant_id)
-                });
-                if clash {
-                    return Err(ConfigError::new(
-                        format!("{at}.merchant_id"),
-                        format!(
-                            "merchant_id {:?} is used by two MCPayment accounts; requests find \
-                             their account by it, so each must be unique",
-                            c.merchant_id
-                        ),
-                    ));
-                }
-            }
+            account
+                .kind
+                .family()
+                .check_unique(&account, &accounts, &at)?;
             accounts.push(account);
         }
         Ok(ValidSandbox {
@@ -473,8 +508,44 @@ impl SandboxConfig {
     }
 }
 
+/// An account's keys as its family's [`Provider::configure`] reads them: the entry as written,
+/// and helpers that name the key in error.
+pub(crate) struct AccountKeys<'a> {
+    pub raw: &'a AccountConfig,
+    /// Where the account is: `sandbox.accounts[0] (iak)`.
+    at: &'a str,
+}
+
+impl AccountKeys<'_> {
+    /// The full name of `key`, for messages: `sandbox.accounts[0] (iak).api_key`.
+    pub fn at(&self, key: &str) -> String {
+        format!("{}.{key}", self.at)
+    }
+
+    /// A text key the account's kind cannot do without.
+    pub fn required(&self, value: &Option<String>, key: &str) -> Result<String, ConfigError> {
+        value
+            .clone()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| ConfigError::new(self.at(key), "is required for this kind"))
+    }
+
+    /// A secret the account's kind cannot do without, resolved.
+    pub fn required_secret(
+        &self,
+        value: &Option<SecretSpec>,
+        key: &str,
+    ) -> Result<Secret, ConfigError> {
+        match value {
+            Some(spec) => spec.resolve(&self.at(key)),
+            None => Err(ConfigError::new(self.at(key), "is required for this kind")),
+        }
+    }
+}
+
 impl AccountConfig {
     fn validate(self, index: usize) -> Result<Account, ConfigError> {
+        let family = self.kind.family();
         let id = self
             .id
             .clone()
@@ -491,59 +562,33 @@ impl AccountConfig {
                 "must be non-empty and use only letters, digits, '-' and '_'",
             ));
         }
-        let require = |value: Option<String>, name: &str| {
-            value
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| ConfigError::new(key(name), "is required for this kind"))
-        };
-        let require_secret = |value: &Option<SecretSpec>, name: &str| match value {
-            Some(spec) => spec.resolve(&key(name)),
-            None => Err(ConfigError::new(key(name), "is required for this kind")),
-        };
-        let refuse = |present: bool, name: &str, why: &str| {
-            if present {
-                Err(ConfigError::new(key(name), why.to_owned()))
-            } else {
-                Ok(())
-            }
-        };
 
-        let credentials = match self.kind {
-            AccountKind::Iak | AccountKind::Idsl => {
-                let why = "is an MCPayment setting; IAK/IDSL accounts use username and api_key";
-                refuse(self.merchant_id.is_some(), "merchant_id", why)?;
-                refuse(self.secret_unbound_id.is_some(), "secret_unbound_id", why)?;
-                refuse(self.hash_key.is_some(), "hash_key", why)?;
-                refuse(self.sub_merchant_id.is_some(), "sub_merchant_id", why)?;
-                AccountCredentials::Iak {
-                    username: require(self.username.clone(), "username")?,
-                    api_key: require_secret(&self.api_key, "api_key")?,
+        // A key only other families read is a mistake: say whose it is and what this kind uses.
+        for other in PROVIDERS {
+            for k in other.keys() {
+                let own = family.keys().iter().any(|mine| mine.name == k.name);
+                if !own && (k.set)(&self) {
+                    let why = k
+                        .elsewhere
+                        .replace("{label}", family.label())
+                        .replace("{uses}", family.uses());
+                    return Err(ConfigError::new(key(k.name), why));
                 }
             }
-            AccountKind::Mcp => {
-                let why = "is an IAK/IDSL setting; MCPayment accounts use merchant_id, \
-                           secret_unbound_id and hash_key";
-                refuse(self.username.is_some(), "username", why)?;
-                refuse(self.api_key.is_some(), "api_key", why)?;
-                let why = "applies only to IAK/IDSL callbacks (MCPayment callbacks are JSON)";
-                refuse(self.callback_format.is_some(), "callback_format", why)?;
-                refuse(self.api_version.is_some(), "api_version", why)?;
-                refuse(
-                    self.deposit.is_some(),
-                    "deposit",
-                    "applies only to IAK/IDSL accounts",
-                )?;
-                AccountCredentials::Mcp(Credentials {
-                    merchant_id: require(self.merchant_id.clone(), "merchant_id")?,
-                    secret_unbound_id: require_secret(
-                        &self.secret_unbound_id,
-                        "secret_unbound_id",
-                    )?,
-                    hash_key: require_secret(&self.hash_key, "hash_key")?,
-                    sub_merchant_id: self.sub_merchant_id.clone().filter(|s| !s.is_empty()),
-                })
-            }
-        };
+        }
+        if self.deposit.is_some() && !family.has_deposit() {
+            return Err(ConfigError::new(
+                key("deposit"),
+                format!("applies only to {} accounts", providers::deposit_labels()),
+            ));
+        }
+        let settings = family.configure(
+            self.kind,
+            &AccountKeys {
+                raw: &self,
+                at: &at,
+            },
+        )?;
 
         let callback_url = match self.callback_url {
             Some(url) => {
@@ -558,10 +603,13 @@ impl AccountConfig {
                 }
                 Some(url)
             }
-            None if self.kind != AccountKind::Mcp => {
+            None if family.needs_callback_url() => {
                 return Err(ConfigError::new(
                     key("callback_url"),
-                    "is required for IAK/IDSL accounts (where the callbacks go)",
+                    format!(
+                        "is required for {} accounts (where the callbacks go)",
+                        family.label()
+                    ),
                 ))
             }
             None => None,
@@ -571,12 +619,9 @@ impl AccountConfig {
         if deposit < 0 {
             return Err(ConfigError::new(key("deposit"), "must not be negative"));
         }
-        let is_mcp = self.kind == AccountKind::Mcp;
-        let delay_ms = self.callback_delay_ms.unwrap_or(if is_mcp {
-            0
-        } else {
-            DEFAULT_IAK_CALLBACK_DELAY_MS
-        });
+        let delay_ms = self
+            .callback_delay_ms
+            .unwrap_or_else(|| family.default_callback_delay_ms());
         let timeout_ms = self
             .callback_timeout_ms
             .unwrap_or(DEFAULT_CALLBACK_TIMEOUT_MS);
@@ -586,13 +631,9 @@ impl AccountConfig {
                 "must be more than 0",
             ));
         }
-        let retry_delays_ms = self.retry_delays_ms.unwrap_or_else(|| {
-            if is_mcp {
-                DEFAULT_MCP_RETRY_DELAYS_MS.to_vec()
-            } else {
-                DEFAULT_IAK_RETRY_DELAYS_MS.to_vec()
-            }
-        });
+        let retry_delays_ms = self
+            .retry_delays_ms
+            .unwrap_or_else(|| family.default_retry_delays_ms().to_vec());
         if retry_delays_ms.len() > 20 {
             return Err(ConfigError::new(
                 key("retry_delays_ms"),
@@ -611,10 +652,10 @@ impl AccountConfig {
             id,
             kind: self.kind,
             environment: self.environment,
-            credentials,
+            credentials: settings.credentials,
             callback_url,
-            callback_format: self.callback_format.unwrap_or(CallbackFormat::Json).into(),
-            api_version: self.api_version.unwrap_or(CallbackVersion::V2).into(),
+            callback_format: settings.callback_format,
+            api_version: settings.api_version,
             deposit,
             callback_delay,
             callback_timeout,
@@ -680,5 +721,85 @@ mod tests {
         let s = SecretSpec::new("very-secret");
         assert!(!format!("{s:?}").contains("very-secret"));
         assert_eq!(format!("{:?}", SecretSpec::new("env:X")), "\"env:X\"");
+    }
+
+    #[test]
+    fn a_key_of_another_family_is_refused_with_its_reason() {
+        let iak = || AccountConfig {
+            username: Some("0812".into()),
+            api_key: Some(SecretSpec::new("k")),
+            callback_url: Some("http://127.0.0.1:1/cb".into()),
+            ..AccountConfig::new(AccountKind::Iak)
+        };
+        let mcp = || AccountConfig {
+            merchant_id: Some("M".into()),
+            secret_unbound_id: Some(SecretSpec::new("s")),
+            hash_key: Some(SecretSpec::new("h")),
+            ..AccountConfig::new(AccountKind::Mcp)
+        };
+        let error = |account: AccountConfig| {
+            let config = SandboxConfig {
+                accounts: vec![account],
+                ..SandboxConfig::default()
+            };
+            let e = config.validate().unwrap_err();
+            format!("{}: {}", e.at, e.reason)
+        };
+        for (account, expected) in [
+            (
+                AccountConfig {
+                    sub_merchant_id: Some("x".into()),
+                    ..iak()
+                },
+                "sandbox.accounts[0] (iak).sub_merchant_id: is an MCPayment setting; IAK/IDSL \
+                 accounts use username and api_key",
+            ),
+            (
+                AccountConfig {
+                    api_key: Some(SecretSpec::new("k")),
+                    ..mcp()
+                },
+                "sandbox.accounts[0] (mcp).api_key: is an IAK/IDSL setting; MCPayment accounts \
+                 use merchant_id, secret_unbound_id and hash_key",
+            ),
+            (
+                AccountConfig {
+                    api_version: Some(CallbackVersion::V1),
+                    ..mcp()
+                },
+                "sandbox.accounts[0] (mcp).api_version: applies only to IAK/IDSL callbacks \
+                 (MCPayment callbacks are JSON)",
+            ),
+            (
+                AccountConfig {
+                    deposit: Some(5),
+                    ..mcp()
+                },
+                "sandbox.accounts[0] (mcp).deposit: applies only to IAK/IDSL accounts",
+            ),
+            (
+                AccountConfig {
+                    callback_url: None,
+                    ..iak()
+                },
+                "sandbox.accounts[0] (iak).callback_url: is required for IAK/IDSL accounts \
+                 (where the callbacks go)",
+            ),
+            (
+                AccountConfig {
+                    merchant_id: None,
+                    ..mcp()
+                },
+                "sandbox.accounts[0] (mcp).merchant_id: is required for this kind",
+            ),
+        ] {
+            assert_eq!(error(account), expected);
+        }
+        assert!(SandboxConfig {
+            accounts: vec![iak(), mcp()],
+            ..SandboxConfig::default()
+        }
+        .validate()
+        .is_ok());
     }
 }

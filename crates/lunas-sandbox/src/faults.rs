@@ -217,6 +217,16 @@ pub fn garbage(n: u32) -> Response {
 }
 
 impl Sandbox {
+    /// Counts a check-status call of the account and returns the fault it meets, if any.
+    pub(crate) fn check_status_fault(&self, index: usize) -> Option<CheckFault> {
+        let faults = &self.inner.accounts[index].faults;
+        let mut st = self.lock();
+        let calls = &mut st.accounts[index].check_status_calls;
+        let n = *calls;
+        *calls = calls.saturating_add(1);
+        check_status(n, faults)
+    }
+
     /// Counts an order request of the account and returns the fault it meets, if any.
     pub(crate) fn order_fault(&self, index: usize) -> Option<OrderFault> {
         let faults = &self.inner.accounts[index].faults;

@@ -1,5 +1,5 @@
-//! Small helpers shared by the handlers: answers in each provider's format, and request
-//! records for the log.
+//! Small helpers shared by the handlers: answers in each provider's format, the controls'
+//! JSON bodies and refusals, and request records for the log.
 
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +32,25 @@ pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) 
         status,
         &serde_json::json!({"error": {"code": code, "message": message.into()}}),
     )
+}
+
+/// A refusal of a control request: HTTP status, error code, message.
+pub(crate) type Refusal = (StatusCode, &'static str, String);
+
+/// The answer that carries a [`Refusal`].
+pub(crate) fn refuse((status, code, message): Refusal) -> Response {
+    error(status, code, message)
+}
+
+/// A control request's JSON body, or why it is refused.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the body is not the expected JSON: {e}"),
+        )
+    })
 }
 
 /// The answer to any path the sandbox does not serve.

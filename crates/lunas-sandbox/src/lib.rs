@@ -6,20 +6,24 @@
 //! [`Sandbox::router`] yourself and drive callbacks with [`Sandbox::run_due`], which makes
 //! time-based behaviour testable without sleeping (see [`Clock::manual`]).
 //!
-//! It emulates, per configured account:
-//! - IAK and IDSL prepaid, v2 paths and v1 `/v1/legacy/index` with `commands`, JSON and XML
-//!   ([`iak`]);
-//! - IAK postpaid `POST /api/v1/bill/check` ([`postpaid`]);
-//! - MCPayment PG3 virtual accounts `/va`, `/va/inquiry`, `/va/cancel` ([`mcp`]);
-//! - the controls `POST /sandbox/report`, `POST /sandbox/va/pay`, `POST /sandbox/deposit`,
-//!   `GET /sandbox/log`, `GET /sandbox/accounts`, `GET /sandbox/transactions` ([`control`]).
+//! It emulates, per configured account, one provider family per folder:
+//! - [`iak`]: IAK and IDSL prepaid, v2 paths and v1 `/v1/legacy/index` with `commands`, JSON
+//!   and XML, and IAK postpaid `POST /api/v1/bill/check`;
+//! - [`mcp`]: MCPayment PG3 virtual accounts `/va`, `/va/inquiry`, `/va/cancel`, and the
+//!   control `POST /sandbox/va/pay`;
+//!
+//! and, for every provider, the controls `POST /sandbox/report`, `POST /sandbox/deposit`,
+//! `GET /sandbox/log`, `GET /sandbox/accounts`, `GET /sandbox/transactions` ([`control`]).
+//!
+//! The families are listed once, in the registry (`src/providers.rs`): each implements one
+//! trait that parses its own account keys, mounts its routes, keeps its per-account state and
+//! answers the generic controls. Adding a provider is a folder and one line there.
 //!
 //! Architecture invariant: the sandbox shares only `lunas-protocol` with the gateway, and
 //! builds and parses every provider message with it. It never reuses gateway code, so that it
 //! can catch the gateway's mistakes.
 
 pub mod callbacks;
-pub mod catalogue;
 pub mod clock;
 pub mod config;
 pub mod control;
@@ -28,9 +32,11 @@ mod http;
 pub mod iak;
 pub mod log;
 pub mod mcp;
-pub mod postpaid;
-pub mod scenario;
+mod providers;
 mod state;
+
+/// IAK's products and test numbers, at the paths they had before the provider folders.
+pub use iak::{catalogue, scenario};
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -94,9 +100,11 @@ pub struct AccountInfo {
     pub id: String,
     pub kind: String,
     pub environment: String,
-    /// IAK/IDSL username or MCPayment merchant id.
+    /// What identifies the account to its family: the IAK/IDSL username, the MCPayment
+    /// merchant id.
     pub login: String,
-    /// The deposit in rupiah (IAK/IDSL; 0 for MCPayment).
+    /// The deposit in rupiah (IAK/IDSL; an MCPayment account has none and shows the default
+    /// it was given, 1 000 000 000).
     pub balance: i64,
     pub callback_url: Option<String>,
 }
@@ -142,25 +150,14 @@ impl Sandbox {
         })
     }
 
-    /// The HTTP interface: every provider path and every control path.
+    /// The HTTP interface: every provider path (each family mounts its own) and every
+    /// control path.
     pub fn router(&self) -> Router {
-        Router::new()
-            .route("/api/top-up", post(iak::handle))
-            .route("/api/check-status", post(iak::handle))
-            .route("/api/check-balance", post(iak::handle))
-            .route("/api/pricelist", post(iak::handle))
-            .route("/api/pricelist/{type}", post(iak::handle))
-            .route("/api/pricelist/{type}/{operator}", post(iak::handle))
-            .route("/v1/legacy/index", post(iak::handle))
-            .route("/v1/legacy/index/{type}", post(iak::handle))
-            .route("/v1/legacy/index/{type}/{operator}", post(iak::handle))
-            .route("/api/v1/bill/check", post(postpaid::handle))
-            .route("/api/v1/bill/check/{type}", post(postpaid::handle))
-            .route("/va", post(mcp::create))
-            .route("/va/inquiry", post(mcp::inquiry))
-            .route("/va/cancel", post(mcp::cancel))
+        let router = providers::PROVIDERS
+            .iter()
+            .fold(Router::new(), |router, family| family.routes(router));
+        router
             .route("/sandbox/report", post(control::report))
-            .route("/sandbox/va/pay", post(control::va_pay))
             .route("/sandbox/deposit", post(control::deposit))
             .route("/sandbox/log", get(control::log))
             .route("/sandbox/accounts", get(control::accounts))
@@ -257,10 +254,7 @@ impl Sandbox {
                 id: a.id.clone(),
                 kind: a.kind.as_str().to_owned(),
                 environment: a.environment.as_str().to_owned(),
-                login: match &a.credentials {
-                    AccountCredentials::Iak { username, .. } => username.clone(),
-                    AccountCredentials::Mcp(c) => c.merchant_id.clone(),
-                },
+                login: a.kind.family().login(a),
                 balance: s.balance,
                 callback_url: a.callback_url.clone(),
             })
@@ -296,16 +290,20 @@ impl Sandbox {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies everything time has decided by `now`: production outcomes whose delay has
-    /// passed and VA expiries. Their callbacks go to the outbox.
+    /// Applies everything time has decided by `now`: outcomes whose delay has passed
+    /// (production top-ups), then what each family decides by time alone (VA expiries). Their
+    /// callbacks go to the outbox.
     fn settle(&self, st: &mut State, now: OffsetDateTime) {
         for job in st.take_due(now, true) {
             if let state::Job::Finalize { account, ref_id } = job {
-                if let Some(plan) = iak::finalize(self, st, account, &ref_id, None, now) {
+                let family = self.inner.accounts[account].kind.family();
+                if let Some(plan) = family.finalize(self, st, account, &ref_id, now) {
                     Sandbox::enqueue(st, plan);
                 }
             }
         }
-        mcp::expire_due(self, st, now);
+        for family in providers::PROVIDERS {
+            family.pass_time(self, st, now);
+        }
     }
 }

@@ -81,7 +81,8 @@ impl Gateway {
                 Arc::clone(&check_wake),
                 Arc::clone(&wake),
             )
-            .map_err(StartError::Config)?,
+            .map_err(StartError::Config)?
+            .with_metrics(Arc::clone(&metrics)),
         );
         Ok(Gateway {
             state: AppState {

@@ -60,6 +60,7 @@ pub struct Metrics {
     callback_seconds: Timings<ProviderLabel>,
     events: Family<TypeLabel, Counter>,
     checks: Family<ProviderVerdict, Counter>,
+    orders: Family<ProviderVerdict, Counter>,
     deliveries: Family<EndpointOutcome, Counter>,
     delivery_seconds: Timings<EndpointLabel>,
     open_transactions: Gauge,
@@ -101,6 +102,12 @@ impl Metrics {
             "checks",
             "Status checks made by the reconciler, by provider account and verdict",
             checks.clone(),
+        );
+        let orders = Family::<ProviderVerdict, Counter>::default();
+        registry.register(
+            "orders",
+            "Order requests answered, by provider account and submission (accepted, rejected, unknown, not_sent)",
+            orders.clone(),
         );
         let deliveries = Family::<EndpointOutcome, Counter>::default();
         registry.register(
@@ -150,6 +157,7 @@ impl Metrics {
             callback_seconds,
             events,
             checks,
+            orders,
             deliveries,
             delivery_seconds,
             open_transactions,
@@ -192,6 +200,16 @@ impl Metrics {
             .get_or_create(&ProviderVerdict {
                 provider: provider.to_owned(),
                 verdict: verdict.to_owned(),
+            })
+            .inc();
+    }
+
+    /// An order request ended with `submission`.
+    pub fn order(&self, provider: &str, submission: &str) {
+        self.orders
+            .get_or_create(&ProviderVerdict {
+                provider: provider.to_owned(),
+                verdict: submission.to_owned(),
             })
             .inc();
     }

@@ -104,6 +104,7 @@ pub struct Orders {
     check_wake: Arc<tokio::sync::Notify>,
     /// Wakes the deliverer (events were committed).
     wake: Arc<tokio::sync::Notify>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Orders {
@@ -132,7 +133,14 @@ impl Orders {
             desks,
             check_wake,
             wake,
+            metrics: Arc::default(),
         })
+    }
+
+    /// Counts orders in `metrics` (the gateway's registry).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn desk(&self, provider_id: &str) -> Result<&Arc<Desk>, OrderError> {
@@ -304,6 +312,11 @@ impl Orders {
 
     async fn submit_on(&self, desk: &Desk, tx: TxRecord) -> Result<Ingested, StoreError> {
         let done = submit(self.store.as_ref(), &desk.config, &desk.client, tx).await?;
+        self.metrics.events(&done.events);
+        if let Some(order) = done.record.as_ref().and_then(|r| r.extra.order.as_ref()) {
+            self.metrics
+                .order(&desk.config.id, order.shown_submission().as_str());
+        }
         if !done.events.is_empty() {
             self.wake.notify_one();
         }

@@ -282,6 +282,19 @@ async fn a_top_up_is_placed_once_and_settled_by_its_callback() {
     assert!(tx["serial_number"].is_string());
     assert_eq!(w.at_provider("o-1").await.len(), 1);
     assert_eq!(finals(&w.event_types().await), 1);
+    let metrics = w
+        .client
+        .get(format!("http://{}/metrics", w.gw))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"lunas_orders_total{provider="iak",verdict="accepted"} 1"#),
+        "{metrics}"
+    );
 
     // The same order again is the same transaction: nothing is sent again.
     let (code, again) = w.order(top_up("o-1", "081234560000")).await;

@@ -16,7 +16,7 @@
 //!   and in callbacks the deposit once the outcome is applied;
 //! - check-status of an unknown `ref_id` is rc 06.
 //!
-//! How a top-up ends: see [`crate::scenario`]. Production accounts end it by themselves after
+//! How a top-up ends: see [`super::scenario`]. Production accounts end it by themselves after
 //! `callback_delay_ms`; development accounts only when `POST /sandbox/report` says so.
 
 use axum::body::Bytes;
@@ -29,18 +29,28 @@ use lunas_protocol::iak::prepaid::{
 };
 use lunas_protocol::iak::rc;
 use lunas_protocol::sign::{iak_sign, IakSignInput};
-use lunas_protocol::{codec, ApiVersion, Decoded, Format, ProtocolError, Secret};
+use lunas_protocol::{ApiVersion, Decoded, ProtocolError, Secret};
 use time::OffsetDateTime;
 
+use super::catalogue::{self, Goods, Product};
+use super::scenario::{self, PrepaidOutcome};
+use super::{held, held_mut, refusal_format};
 use crate::callbacks::{Delivery, Plan};
-use crate::catalogue::{self, Goods, Product};
 use crate::config::{AccountCredentials, AccountKind, Environment};
+use crate::control::TransactionInfo;
 use crate::faults::{self, CheckFault, OrderFault};
-use crate::http::{self, Seen};
+use crate::http::{self, Refusal, Seen};
 use crate::log::{CallbackKind, CallbackOutcome};
-use crate::scenario::{self, PrepaidOutcome};
-use crate::state::{Delivered, Job, PrepaidTx, State};
+use crate::providers::{Report, Reported};
+use crate::state::{Job, State};
 use crate::{clock, Sandbox};
+
+/// What reports and the transaction list call a top-up.
+pub(super) const KIND: &str = "prepaid";
+/// The sequence of prepaid `tr_id`s, shared by every IAK/IDSL account.
+const TR_IDS: &str = "iak.prepaid.tr_id";
+/// The first prepaid `tr_id`.
+const FIRST_TR_ID: i64 = 6_159_301;
 
 /// Customer numbers longer than this are refused with rc 203 NUMBER IS TOO LONG.
 const MAX_CUSTOMER_ID: usize = 32;
@@ -53,17 +63,37 @@ const PLN_NAMES: [&str; 4] = [
     "AGUS SETIAWAN",
 ];
 
+/// What a successful top-up delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    pub sn: Option<String>,
+    pub pin: Option<String>,
+    pub activation_code: Option<String>,
+}
+
+/// A prepaid top-up.
+#[derive(Debug, Clone)]
+pub(crate) struct PrepaidTx {
+    pub ref_id: String,
+    pub customer_id: String,
+    pub product_code: String,
+    pub price: i64,
+    pub tr_id: i64,
+    pub status: PrepaidStatus,
+    pub rc: String,
+    /// How it ends when nobody intervenes.
+    pub outcome: PrepaidOutcome,
+    pub delivered: Delivered,
+    /// When the top-up was received.
+    pub created_at: OffsetDateTime,
+}
+
 /// The handler of every prepaid path.
 pub(crate) async fn handle(AxumState(sb): AxumState<Sandbox>, uri: Uri, body: Bytes) -> Response {
     let path = uri.path().to_owned();
     let (response, seen) = answer(&sb, &path, &body).await;
     sb.seen("POST", &path, response.status(), seen);
     response
-}
-
-/// The format to refuse a body in: XML if it looks like XML, JSON otherwise.
-pub(crate) fn refusal_format(bytes: &[u8]) -> Format {
-    codec::sniff(bytes).unwrap_or(Format::Json)
 }
 
 /// The rc and HTTP status that refuse a request the protocol parser did not accept.
@@ -177,9 +207,8 @@ async fn answer(sb: &Sandbox, path: &str, bytes: &[u8]) -> (Response, Seen) {
                 product_code,
             } => top_up(sb, &mut st, index, ref_id, customer_id, product_code, now),
             PrepaidCommand::CheckStatus { ref_id } => {
-                let acc = &st.accounts[index];
-                match acc.prepaid.get(ref_id) {
-                    Some(tx) => view(tx, acc.balance),
+                match held(&st, index).and_then(|h| h.prepaid.get(ref_id)) {
+                    Some(tx) => view(tx, st.accounts[index].balance),
                     None => bare("06", Some(ref_id)),
                 }
             }
@@ -243,7 +272,7 @@ fn top_up(
     product_code: &str,
     now: OffsetDateTime,
 ) -> PrepaidResult {
-    if let Some(tx) = st.accounts[index].prepaid.get(ref_id) {
+    if let Some(tx) = held(st, index).and_then(|h| h.prepaid.get(ref_id)) {
         return view(tx, st.accounts[index].balance);
     }
     let account = &sb.inner.accounts[index];
@@ -276,7 +305,7 @@ fn top_up(
         customer_id: customer_id.to_owned(),
         product_code: product_code.to_owned(),
         price,
-        tr_id: st.next_prepaid_tr_id(),
+        tr_id: st.next_in(TR_IDS, FIRST_TR_ID),
         status,
         rc: code.to_owned(),
         outcome,
@@ -297,7 +326,9 @@ fn top_up(
         );
     }
     let result = view(&tx, st.accounts[index].balance);
-    st.accounts[index].prepaid.insert(ref_id.to_owned(), tx);
+    if let Some(h) = held_mut(st, index) {
+        h.prepaid.insert(ref_id.to_owned(), tx);
+    }
     result
 }
 
@@ -400,7 +431,7 @@ pub(crate) fn finalize(
     decision: Option<bool>,
     now: OffsetDateTime,
 ) -> Option<Plan> {
-    let tx = st.accounts[index].prepaid.get(ref_id)?;
+    let tx = held(st, index)?.prepaid.get(ref_id)?;
     if tx.status != PrepaidStatus::Process {
         return None;
     }
@@ -428,7 +459,11 @@ pub(crate) fn finalize(
         acc.balance = acc.balance.saturating_add(price);
     }
     let balance = acc.balance;
-    let tx = acc.prepaid.get_mut(ref_id)?;
+    let tx = acc
+        .held
+        .get_mut::<super::Transactions>()?
+        .prepaid
+        .get_mut(ref_id)?;
     tx.status = if success {
         PrepaidStatus::Success
     } else {
@@ -552,30 +587,67 @@ fn plan(
     plan
 }
 
-impl Sandbox {
-    /// The IAK/IDSL account with this username whose key `verifies` the request's sign.
-    pub(crate) fn iak_account(
-        &self,
-        username: &str,
-        verifies: impl Fn(&Secret) -> bool,
-    ) -> Option<usize> {
-        self.inner
-            .accounts
-            .iter()
-            .position(|a| a.username() == Some(username))
-            .filter(|&i| match &self.inner.accounts[i].credentials {
-                AccountCredentials::Iak { api_key, .. } => verifies(api_key),
-                AccountCredentials::Mcp(_) => false,
-            })
+/// `POST /sandbox/report` on a top-up: ends it as the report says and plans its callbacks, as
+/// clicking SUCCESS or FAILED in IAK's sandbox report does (once per transaction).
+pub(super) fn report(r: &Report<'_>, st: &mut State) -> Result<Reported, Refusal> {
+    let unknown = || {
+        (
+            StatusCode::NOT_FOUND,
+            "unknown_ref",
+            format!("no prepaid transaction has ref {}", r.reference),
+        )
+    };
+    let status = held(st, r.index)
+        .and_then(|h| h.prepaid.get(r.reference))
+        .ok_or_else(unknown)?
+        .status;
+    if status != PrepaidStatus::Process {
+        let word = if status == PrepaidStatus::Success {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        return Err((
+            StatusCode::CONFLICT,
+            "already_final",
+            format!("the transaction already {word}; a report acts once"),
+        ));
     }
+    let plan = finalize(r.sb, st, r.index, r.reference, Some(r.success), r.now);
+    let tx = held(st, r.index)
+        .and_then(|h| h.prepaid.get(r.reference))
+        .ok_or_else(unknown)?;
+    Ok(Reported {
+        kind: KIND,
+        status: tx.status.code(),
+        rc: tx.rc.clone(),
+        plan,
+    })
+}
 
-    /// Counts a check-status call of the account and returns the fault it meets, if any.
-    pub(crate) fn check_status_fault(&self, index: usize) -> Option<CheckFault> {
-        let faults = &self.inner.accounts[index].faults;
-        let mut st = self.lock();
-        let calls = &mut st.accounts[index].check_status_calls;
-        let n = *calls;
-        *calls = calls.saturating_add(1);
-        faults::check_status(n, faults)
+/// A top-up as `GET /sandbox/transactions` lists it.
+pub(super) fn info(account: &str, tx: &PrepaidTx) -> TransactionInfo {
+    TransactionInfo {
+        account: account.to_owned(),
+        kind: KIND.to_owned(),
+        reference: tx.ref_id.clone(),
+        status: match tx.status {
+            PrepaidStatus::Process => "process",
+            PrepaidStatus::Success => "success",
+            PrepaidStatus::Failed => "failed",
+        }
+        .to_owned(),
+        rc: Some(tx.rc.clone()),
+        tr_id: Some(tx.tr_id),
+        transaction_id: None,
+        order_id: None,
+        created_at: clock::rfc3339(tx.created_at),
+        paid: None,
+        paid_at: None,
+        product_code: Some(tx.product_code.clone()),
+        customer_id: Some(tx.customer_id.clone()),
+        amount: tx.price,
+        selling_price: None,
+        total_paid_amount: None,
     }
 }

@@ -1,24 +1,7 @@
-//! MCPayment (iFortepay) PG3 virtual accounts: `POST /va` (create), `/va/inquiry`,
-//! `/va/cancel`, bank payments simulated by `POST /sandbox/va/pay`, expiry, and the payment
-//! callbacks (protocols.md §4).
-//!
-//! Rules:
-//! - the account is the one whose `Authorization: Basic base64(merchant_id:secret_unbound_id)`
-//!   the request carries, else HTTP 401 `{"response_code":"04"}`; a sub-merchant account also
-//!   needs its `sub-merchant-id` header;
-//! - `x-req-signature` must be `sha256(hash_key + external_id + order_id)` of the body's ids,
-//!   else HTTP 401 `{"response_code":"99","response_message":"Invalid Signature"}`;
-//! - a body the protocol parser refuses, or a rule below broken, is HTTP 400 with
-//!   `response_code` 01; a VA not found is HTTP 404 with 02; a refused cancel HTTP 400 with 03;
-//! - answers are `{"response_code":"00","response_message":"Success","data":{..}}`, the data
-//!   a [`VaTransaction`];
-//! - CLOSED takes exactly `amount` (once, or repeatedly when `is_multi_use`), PARTIAL takes
-//!   instalments until `amount` is reached, OPEN (always multi-use) takes any amount until
-//!   cancelled or expired;
-//! - every payment sends a `PAID` callback whose `payment_history` lists every payment so far,
-//!   signed with `mcp-signature`; an `ACTIVE` VA that reaches its `expired_time` becomes
-//!   `EXPIRED` and sends one `EXPIRED` callback. Callbacks are sent in both environments and
-//!   retried until the receiver answers 200 (three tries by default).
+//! MCPayment's virtual account API: `POST /va` creates a VA, `/va/inquiry` shows it (with its
+//! latest payments), `/va/cancel` cancels one still payable. Requests are authenticated by
+//! their `Authorization` (and `sub-merchant-id`) headers and signed with `x-req-signature`;
+//! the rules are in [`super`].
 
 use axum::body::Bytes;
 use axum::extract::State as AxumState;
@@ -29,19 +12,16 @@ use lunas_protocol::mcp::{
     TransactionStatus, VaLookupRequest, VaTransaction,
 };
 use lunas_protocol::ProtocolError;
-use time::OffsetDateTime;
 
-use crate::callbacks::{Delivery, Plan};
+use super::{credentials, held, held_mut, Va};
 use crate::clock;
-use crate::config::AccountCredentials;
 use crate::faults::{self, CheckFault, OrderFault};
 use crate::http::{self, Seen};
-use crate::log::{CallbackKind, CallbackOutcome};
-use crate::state::{State, Va, VaPayment};
+use crate::state::State;
 use crate::Sandbox;
 
 /// How many payments an inquiry lists, newest last (the documents say "the latest 5").
-const INQUIRY_HISTORY: usize = 5;
+pub(super) const INQUIRY_HISTORY: usize = 5;
 
 fn envelope(
     status: StatusCode,
@@ -165,9 +145,8 @@ pub(crate) async fn cancel(
         let mut st = sb.lock();
         sb.settle(&mut st, now);
         find(&st, index, &req)?;
-        let va = st.accounts[index]
-            .vas
-            .get_mut(&req.external_id)
+        let va = held_mut(&mut st, index)
+            .and_then(|h| h.vas.get_mut(&req.external_id))
             .ok_or_else(not_found)?;
         if !va.payable() {
             return Err((
@@ -206,12 +185,9 @@ impl Sandbox {
             .inner
             .accounts
             .iter()
-            .position(|a| match &a.credentials {
-                AccountCredentials::Mcp(c) => c.verify_authorization(given),
-                AccountCredentials::Iak { .. } => false,
-            })
+            .position(|a| credentials(a).is_some_and(|c| c.verify_authorization(given)))
             .ok_or_else(unauthorized)?;
-        if let AccountCredentials::Mcp(c) = &self.inner.accounts[index].credentials {
+        if let Some(c) = credentials(&self.inner.accounts[index]) {
             if let Some(sub) = &c.sub_merchant_id {
                 let header = headers
                     .get(mcp::HEADER_SUB_MERCHANT)
@@ -232,7 +208,7 @@ impl Sandbox {
         external_id: &str,
         order_id: &str,
     ) -> Result<(), Refusal> {
-        let AccountCredentials::Mcp(c) = &self.inner.accounts[index].credentials else {
+        let Some(c) = credentials(&self.inner.accounts[index]) else {
             return Err(not_found());
         };
         let given = headers
@@ -272,9 +248,8 @@ fn authenticate(
 
 /// The VA a lookup names: its `external_id`, `order_id` and `transaction_id` must all match.
 fn find<'a>(st: &'a State, index: usize, req: &VaLookupRequest) -> Result<&'a Va, Refusal> {
-    let va = st.accounts[index]
-        .vas
-        .get(&req.external_id)
+    let va = held(st, index)
+        .and_then(|h| h.vas.get(&req.external_id))
         .ok_or_else(not_found)?;
     if va.order_id != req.order_id || va.transaction_id != req.transaction_id {
         return Err(not_found());
@@ -369,7 +344,7 @@ fn do_create(sb: &Sandbox, index: usize, req: &CreateVaRequest) -> Result<VaTran
 
     let mut st = sb.lock();
     sb.settle(&mut st, now);
-    if st.accounts[index].vas.contains_key(&req.external_id) {
+    if held(&st, index).is_some_and(|h| h.vas.contains_key(&req.external_id)) {
         return Err(bad_request(format!(
             "external_id {} already exists",
             req.external_id
@@ -402,14 +377,16 @@ fn do_create(sb: &Sandbox, index: usize, req: &CreateVaRequest) -> Result<VaTran
         additional_data: None,
     };
     let data = view(&va, INQUIRY_HISTORY);
-    st.accounts[index].vas.insert(va.external_id.clone(), va);
+    if let Some(h) = held_mut(&mut st, index) {
+        h.vas.insert(va.external_id.clone(), va);
+    }
     drop(st);
     sb.inner.wake.notify_one();
     Ok(data)
 }
 
 /// The VA as MCPayment describes it, listing at most `history` payments (newest last).
-fn view(va: &Va, history: usize) -> VaTransaction {
+pub(super) fn view(va: &Va, history: usize) -> VaTransaction {
     let last = va.payments.last();
     let skip = va.payments.len().saturating_sub(history);
     let payments: Vec<PaymentRecord> = va.payments[skip..]
@@ -456,245 +433,4 @@ fn view(va: &Va, history: usize) -> VaTransaction {
     tx.payment_history = (!payments.is_empty()).then_some(payments);
     tx.transaction_type = last.map(|_| "on_us".to_owned());
     tx
-}
-
-/// Why a simulated payment is refused: HTTP status, error code, message.
-pub(crate) type PayRefusal = (StatusCode, &'static str, String);
-
-/// The result of a simulated payment.
-pub(crate) struct Paid {
-    pub account: usize,
-    pub payment: VaPayment,
-    pub va: VaTransaction,
-    pub plan: Plan,
-}
-
-/// Takes a payment of `amount` into the VA `external_id` of account `index`.
-pub(crate) fn pay(
-    sb: &Sandbox,
-    st: &mut State,
-    index: usize,
-    external_id: &str,
-    amount: i64,
-    now: OffsetDateTime,
-) -> Result<Paid, PayRefusal> {
-    let conflict = |msg: String| (StatusCode::CONFLICT, "not_payable", msg);
-    let invalid = |msg: String| (StatusCode::BAD_REQUEST, "invalid_amount", msg);
-    let reference_id = st.next_payment_reference();
-    let va = st.accounts[index].vas.get_mut(external_id).ok_or_else(|| {
-        (
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no virtual account with external_id {external_id}"),
-        )
-    })?;
-    match va.status {
-        TransactionStatus::Expired => {
-            return Err(conflict(format!(
-                "the virtual account expired at {}",
-                clock::mcp_time(va.expires_at)
-            )))
-        }
-        TransactionStatus::Canceled => {
-            return Err(conflict("the virtual account was cancelled".to_owned()))
-        }
-        _ => {}
-    }
-    if now >= va.expires_at {
-        return Err(conflict(format!(
-            "the virtual account expired at {}",
-            clock::mcp_time(va.expires_at)
-        )));
-    }
-    if !va.payable() {
-        return Err(conflict(format!(
-            "the virtual account is {} and takes no more payments",
-            va.status.as_str()
-        )));
-    }
-    if amount <= 0 {
-        return Err(invalid(
-            "amount must be a positive number of rupiah".to_owned(),
-        ));
-    }
-    match va.system {
-        PaymentSystem::Closed if amount != va.amount => {
-            return Err(invalid(format!(
-                "a CLOSED virtual account takes exactly {} rupiah, not {amount}",
-                va.amount
-            )))
-        }
-        PaymentSystem::Partial => {
-            let remaining = va.amount.saturating_sub(va.total_paid());
-            if amount > remaining {
-                return Err(invalid(format!(
-                    "{amount} rupiah is more than the {remaining} still due"
-                )));
-            }
-        }
-        _ => {}
-    }
-    let payment = VaPayment {
-        amount,
-        at: now,
-        reference_id,
-    };
-    let before = va.clone();
-    va.payments.push(payment.clone());
-    va.status = match va.system {
-        PaymentSystem::Partial if va.total_paid() < va.amount => TransactionStatus::Active,
-        _ => TransactionStatus::Paid,
-    };
-    let va = va.clone();
-    let plan = plan_payment(sb, st, index, &before, &va, &payment, now);
-    Ok(Paid {
-        account: index,
-        payment,
-        va: view(&va, INQUIRY_HISTORY),
-        plan,
-    })
-}
-
-/// The callback of one payment: `PAID`, this payment's amount and reference, every payment
-/// so far in `payment_history`.
-fn payment_callback(va: &Va, payment: &VaPayment) -> VaTransaction {
-    let mut tx = view(va, usize::MAX);
-    tx.response_code = Some("00".to_owned());
-    tx.transaction_status = TransactionStatus::Paid;
-    tx.reference_id = Some(payment.reference_id.clone());
-    tx.transaction_time = Some(clock::mcp_time(payment.at));
-    if let Some(d) = tx.payment_details.as_mut() {
-        d.amount = Some(payment.amount);
-        d.total_amount = Some(va.amount);
-        d.paid_time = Some(clock::mcp_time(payment.at));
-    }
-    tx
-}
-
-fn delivery(
-    sb: &Sandbox,
-    index: usize,
-    va: &Va,
-    body: &VaTransaction,
-    kind: CallbackKind,
-    wrong: bool,
-) -> Delivery {
-    let account = &sb.inner.accounts[index];
-    let signature = match &account.credentials {
-        AccountCredentials::Mcp(c) => {
-            let right =
-                c.callback_signature(&body.transaction_id, &body.external_id, &body.order_id);
-            if wrong {
-                // A signature over the right ids with a key that is not the account's.
-                let mut other = c.clone();
-                other.hash_key = format!("not-the-key-of-{}", c.merchant_id).as_str().into();
-                other.callback_signature(&body.transaction_id, &body.external_id, &body.order_id)
-            } else {
-                right
-            }
-        }
-        AccountCredentials::Iak { .. } => String::new(),
-    };
-    Delivery {
-        account: index,
-        reference: va.external_id.clone(),
-        kind,
-        url: va
-            .callback_url
-            .clone()
-            .or_else(|| account.callback_url.clone()),
-        body: body.encode(),
-        content_type: "application/json",
-        mcp_signature: Some(signature),
-        signature_wrong: wrong,
-        attempt: 1,
-    }
-}
-
-fn plan_payment(
-    sb: &Sandbox,
-    st: &mut State,
-    index: usize,
-    before: &Va,
-    after: &Va,
-    payment: &VaPayment,
-    now: OffsetDateTime,
-) -> Plan {
-    let account = &sb.inner.accounts[index];
-    let key = format!("{}#{}", after.external_id, after.payments.len());
-    let decisions = faults::decide(sb.inner.seed, &account.id, &key, &account.faults);
-    let due = now + account.callback_delay + decisions.jitter;
-    let body = payment_callback(after, payment);
-    let primary = delivery(
-        sb,
-        index,
-        after,
-        &body,
-        CallbackKind::Payment,
-        decisions.wrong_signature,
-    );
-    let mut plan = Plan::default();
-    if decisions.drop {
-        let record = primary.record(
-            &account.id,
-            now,
-            CallbackOutcome::Dropped,
-            None,
-            Some("not sent: drop fault".to_owned()),
-            None,
-        );
-        plan.dropped.push(st.log.callback(record));
-        return plan;
-    }
-    plan.deliveries.push((due, primary.clone()));
-    if decisions.duplicate {
-        plan.deliveries.push((
-            due,
-            Delivery {
-                kind: CallbackKind::Duplicate,
-                ..primary
-            },
-        ));
-    }
-    if decisions.conflicting {
-        let mut expired = view(after, usize::MAX);
-        expired.response_code = Some("00".to_owned());
-        expired.transaction_status = TransactionStatus::Expired;
-        plan.deliveries.push((
-            due,
-            delivery(sb, index, after, &expired, CallbackKind::Conflicting, false),
-        ));
-    }
-    if decisions.out_of_order {
-        let mut stale = view(before, usize::MAX);
-        stale.response_code = Some("00".to_owned());
-        stale.transaction_status = TransactionStatus::Active;
-        plan.deliveries.push((
-            due,
-            delivery(sb, index, before, &stale, CallbackKind::OutOfOrder, false),
-        ));
-    }
-    plan
-}
-
-/// Expires every `ACTIVE` VA whose time has come and queues its one `EXPIRED` callback. (A
-/// paid multi-use VA simply stops taking payments: it stays `PAID`.)
-pub(crate) fn expire_due(sb: &Sandbox, st: &mut State, now: OffsetDateTime) {
-    let mut expired = Vec::new();
-    for (index, acc) in st.accounts.iter_mut().enumerate() {
-        for va in acc.vas.values_mut() {
-            if va.status == TransactionStatus::Active && now >= va.expires_at {
-                va.status = TransactionStatus::Expired;
-                expired.push((index, va.clone()));
-            }
-        }
-    }
-    expired.sort_by_key(|(_, va)| va.expires_at);
-    for (index, va) in expired {
-        let mut body = view(&va, usize::MAX);
-        body.response_code = Some("00".to_owned());
-        body.transaction_time = Some(clock::mcp_time(va.expires_at));
-        let d = delivery(sb, index, &va, &body, CallbackKind::Expired, false);
-        st.schedule(now, crate::state::Job::Deliver(d));
-    }
 }

@@ -8,7 +8,7 @@
 //!   body 107 (HTTP 400), an unknown command 101 (HTTP 400);
 //! - an inquiry of an unknown product code is 20; a `ref_id` already used for another bill is
 //!   11 (the same inquiry again is answered again); the outcome follows the test-number scheme
-//!   of [`crate::scenario::postpaid`];
+//!   of [`super::scenario::postpaid`];
 //! - a payment debits `selling_price` from the deposit (17 when short; the inquiry stays
 //!   payable), gives it back when the payment fails, and answers 06 for an unknown `tr_id`,
 //!   01 for a bill already paid;
@@ -28,13 +28,22 @@ use lunas_protocol::{xml, Decoded, Format, ProtocolError};
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::catalogue::{self, BillShape};
+use super::catalogue::{self, BillShape, Biller};
+use super::scenario::{self, PaymentOutcome, PostpaidScenario};
+use super::{held, held_mut, refusal_format, Transactions};
+use crate::control::TransactionInfo;
 use crate::faults::{self, CheckFault, OrderFault};
-use crate::http::{self, Seen};
-use crate::iak::refusal_format;
-use crate::scenario::{self, PaymentOutcome, PostpaidScenario};
-use crate::state::{BillPeriod, PostpaidTx, State};
+use crate::http::{self, Refusal, Seen};
+use crate::providers::{Report, Reported};
+use crate::state::State;
 use crate::{clock, Sandbox};
+
+/// What reports and the transaction list call a bill.
+pub(super) const KIND: &str = "postpaid";
+/// The sequence of postpaid `tr_id`s, shared by every IAK/IDSL account.
+const TR_IDS: &str = "iak.postpaid.tr_id";
+/// The first postpaid `tr_id`.
+const FIRST_TR_ID: i64 = 9_732_795;
 
 /// Account names on bills, chosen by customer number.
 const NAMES: [&str; 4] = ["JAORAH", "CATH", "BUDI SANTOSO", "SITI AMINAH"];
@@ -42,6 +51,58 @@ const NAMES: [&str; 4] = ["JAORAH", "CATH", "BUDI SANTOSO", "SITI AMINAH"];
 const MONTHS: [&str; 12] = [
     "JAN", "FEB", "MAR", "APR", "MEI", "JUN", "JUL", "AGU", "SEP", "OKT", "NOV", "DES",
 ];
+
+/// One period of a postpaid bill.
+#[derive(Debug, Clone)]
+pub(crate) struct BillPeriod {
+    /// `YYYYMM`.
+    pub yyyymm: String,
+    /// `MAR 2021`.
+    pub label: String,
+}
+
+/// A postpaid inquiry and, once made, its payment.
+#[derive(Debug, Clone)]
+pub(crate) struct PostpaidTx {
+    pub ref_id: String,
+    pub tr_id: i64,
+    pub biller: &'static Biller,
+    pub hp: String,
+    pub tr_name: String,
+    pub periods: Vec<BillPeriod>,
+    pub payment: PaymentOutcome,
+    pub status: PostpaidStatus,
+    pub response_code: String,
+    pub paid_at: Option<OffsetDateTime>,
+    pub noref: Option<String>,
+    /// When the inquiry was made.
+    pub created_at: OffsetDateTime,
+}
+
+impl PostpaidTx {
+    pub fn bills(&self) -> i64 {
+        i64::try_from(self.periods.len()).unwrap_or(i64::MAX)
+    }
+
+    pub fn nominal(&self) -> i64 {
+        self.biller.bill.saturating_mul(self.bills())
+    }
+
+    pub fn admin(&self) -> i64 {
+        self.biller.admin.saturating_mul(self.bills())
+    }
+
+    /// What the customer pays: `nominal + admin`.
+    pub fn price(&self) -> i64 {
+        self.nominal().saturating_add(self.admin())
+    }
+
+    /// What the deposit is debited: `price` less the commission.
+    pub fn selling_price(&self) -> i64 {
+        self.price()
+            .saturating_sub(self.biller.commission.saturating_mul(self.bills()))
+    }
+}
 
 /// The handler of both postpaid paths.
 pub(crate) async fn handle(AxumState(sb): AxumState<Sandbox>, uri: Uri, body: Bytes) -> Response {
@@ -169,10 +230,9 @@ async fn answer(sb: &Sandbox, path: &str, bytes: &[u8]) -> (Response, Seen) {
             } => inquiry(&mut st, index, code, hp, ref_id, now),
             PostpaidCommand::Payment { tr_id } => pay(&mut st, index, *tr_id, now),
             PostpaidCommand::CheckStatus { ref_id } => {
-                let acc = &st.accounts[index];
-                match acc.postpaid.get(ref_id) {
+                match held(&st, index).and_then(|h| h.postpaid.get(ref_id)) {
                     Some(tx) => {
-                        let mut r = view(tx, Some(acc.balance));
+                        let mut r = view(tx, Some(st.accounts[index].balance));
                         r.status = Some(tx.status);
                         r
                     }
@@ -204,7 +264,7 @@ fn inquiry(
             ..bare("20")
         };
     };
-    if let Some(tx) = st.accounts[index].postpaid.get(ref_id) {
+    if let Some(tx) = held(st, index).and_then(|h| h.postpaid.get(ref_id)) {
         if tx.biller.code == code && tx.hp == hp && tx.status == PostpaidStatus::NotReceived {
             return inquiry_view(tx);
         }
@@ -232,7 +292,7 @@ fn inquiry(
         .sum();
     let tx = PostpaidTx {
         ref_id: ref_id.to_owned(),
-        tr_id: st.next_postpaid_tr_id(),
+        tr_id: st.next_in(TR_IDS, FIRST_TR_ID),
         biller,
         hp: hp.to_owned(),
         tr_name: NAMES[sum % NAMES.len()].to_owned(),
@@ -245,9 +305,10 @@ fn inquiry(
         created_at: now,
     };
     let result = inquiry_view(&tx);
-    let acc = &mut st.accounts[index];
-    acc.postpaid_by_tr.insert(tx.tr_id, tx.ref_id.clone());
-    acc.postpaid.insert(tx.ref_id.clone(), tx);
+    if let Some(h) = held_mut(st, index) {
+        h.postpaid_by_tr.insert(tx.tr_id, tx.ref_id.clone());
+        h.postpaid.insert(tx.ref_id.clone(), tx);
+    }
     result
 }
 
@@ -272,14 +333,17 @@ fn periods(now: OffsetDateTime, bills: usize) -> Vec<BillPeriod> {
 
 fn pay(st: &mut State, index: usize, tr_id: i64, now: OffsetDateTime) -> PostpaidResult {
     let acc = &mut st.accounts[index];
-    let Some(ref_id) = acc.postpaid_by_tr.get(&tr_id).cloned() else {
+    let balance = acc.balance;
+    let Some(h) = acc.held.get_mut::<Transactions>() else {
+        return bare("06");
+    };
+    let Some(ref_id) = h.postpaid_by_tr.get(&tr_id).cloned() else {
         return PostpaidResult {
             tr_id: Some(tr_id),
             ..bare("06")
         };
     };
-    let balance = acc.balance;
-    let Some(tx) = acc.postpaid.get_mut(&ref_id) else {
+    let Some(tx) = h.postpaid.get_mut(&ref_id) else {
         return bare("06");
     };
     match tx.status {
@@ -329,7 +393,7 @@ fn settle_success(tx: &mut PostpaidTx, now: OffsetDateTime) {
 
 /// Ends a payment in process as a report says; `None` when it is not in process. Returns
 /// the check-status answer after the change.
-pub(crate) fn settle(
+fn settle(
     st: &mut State,
     index: usize,
     ref_id: &str,
@@ -337,7 +401,11 @@ pub(crate) fn settle(
     now: OffsetDateTime,
 ) -> Option<PostpaidResult> {
     let acc = &mut st.accounts[index];
-    let tx = acc.postpaid.get_mut(ref_id)?;
+    let tx = acc
+        .held
+        .get_mut::<Transactions>()?
+        .postpaid
+        .get_mut(ref_id)?;
     if tx.status != PostpaidStatus::Processing {
         return None;
     }
@@ -353,7 +421,7 @@ pub(crate) fn settle(
         tx.noref = Some(String::new());
         acc.balance = acc.balance.saturating_add(tx.selling_price());
     }
-    let tx = acc.postpaid.get(ref_id)?;
+    let tx = acc.held.get::<Transactions>()?.postpaid.get(ref_id)?;
     let mut r = view(tx, Some(acc.balance));
     r.status = Some(tx.status);
     Some(r)
@@ -501,5 +569,50 @@ fn price_list(product_type: Option<&str>, status: Option<&str>, format: Format) 
             root.insert("data".to_owned(), Value::Object(data));
             xml::to_document("mp", &root)
         }
+    }
+}
+
+/// `POST /sandbox/report` on a bill: settles its payment in process as the report says.
+pub(super) fn report(r: &Report<'_>, st: &mut State) -> Result<Reported, Refusal> {
+    let Some(result) = settle(st, r.index, r.reference, r.success, r.now) else {
+        return Err((
+            StatusCode::CONFLICT,
+            "not_in_process",
+            "the postpaid transaction has no payment in process to settle".to_owned(),
+        ));
+    };
+    Ok(Reported {
+        kind: KIND,
+        status: result.status.map_or(0, |s| s.code()),
+        rc: result.response_code,
+        plan: None,
+    })
+}
+
+/// A bill as `GET /sandbox/transactions` lists it.
+pub(super) fn info(account: &str, tx: &PostpaidTx) -> TransactionInfo {
+    TransactionInfo {
+        account: account.to_owned(),
+        kind: KIND.to_owned(),
+        reference: tx.ref_id.clone(),
+        status: match tx.status {
+            PostpaidStatus::NotReceived => "inquired",
+            PostpaidStatus::Processing => "processing",
+            PostpaidStatus::Success => "paid",
+            PostpaidStatus::Failed => "failed",
+        }
+        .to_owned(),
+        rc: Some(tx.response_code.clone()),
+        tr_id: Some(tx.tr_id),
+        transaction_id: None,
+        order_id: None,
+        created_at: clock::rfc3339(tx.created_at),
+        paid: Some(tx.status == PostpaidStatus::Success),
+        paid_at: tx.paid_at.map(clock::rfc3339),
+        product_code: Some(tx.biller.code.to_owned()),
+        customer_id: Some(tx.hp.clone()),
+        amount: tx.price(),
+        selling_price: Some(tx.selling_price()),
+        total_paid_amount: None,
     }
 }

@@ -1,4 +1,4 @@
-//! The products the sandbox sells: a small, realistic prepaid catalogue (pulsa, data, game
+//! The products IAK/IDSL accounts sell: a small, realistic prepaid catalogue (pulsa, data, game
 //! vouchers with a `pin`, an eSIM with an `activation_code`, PLN tokens, a shopping voucher) and
 //! four postpaid billers. Codes, types and operators follow IAK's product-type list.
 
