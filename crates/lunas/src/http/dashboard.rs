@@ -250,10 +250,15 @@ fn secret(value: &Option<String>) -> Markup {
 }
 
 fn tx_link(tx: &TxRecord) -> String {
+    tx_path(&tx.provider_id, &tx.reference)
+}
+
+/// The page of one transaction.
+fn tx_path(provider_id: &str, reference: &str) -> String {
     format!(
         "/transactions/{}/{}",
-        urlencode(&tx.provider_id),
-        urlencode(&tx.reference)
+        urlencode(provider_id),
+        urlencode(reference)
     )
 }
 
@@ -608,11 +613,7 @@ async fn check(
     if let Some(refusal) = csrf_refusal(&app, &form.csrf) {
         return refusal;
     }
-    let path = format!(
-        "/transactions/{}/{}",
-        urlencode(&provider_id),
-        urlencode(&reference)
-    );
+    let path = tx_path(&provider_id, &reference);
     match app.reconciler.check_now(&provider_id, &reference).await {
         Ok(done) => {
             if !done.events.is_empty() {
@@ -643,11 +644,7 @@ async fn resolve(
     if let Some(refusal) = csrf_refusal(&app, &form.csrf) {
         return refusal;
     }
-    let path = format!(
-        "/transactions/{}/{}",
-        urlencode(&provider_id),
-        urlencode(&reference)
-    );
+    let path = tx_path(&provider_id, &reference);
     match super::api::resolve_review(
         app.store.as_ref(),
         &provider_id,
@@ -703,11 +700,7 @@ async fn redeliver_transaction(
     if let Some(refusal) = csrf_refusal(&app, &form.csrf) {
         return refusal;
     }
-    let path = format!(
-        "/transactions/{}/{}",
-        urlencode(&provider_id),
-        urlencode(&reference)
-    );
+    let path = tx_path(&provider_id, &reference);
     let tx = match app.store.transaction(&provider_id, &reference).await {
         Ok(Some(tx)) => tx,
         _ => return back_to(&path, "No such transaction."),

@@ -296,26 +296,18 @@ impl Provider for Iak {
         if tx.kind == TxKind::Postpaid {
             return read_postpaid_status(tx, answer);
         }
-        let res = match PrepaidResult::parse(&answer.body) {
-            Ok(d) => d.message,
-            Err(e) => {
-                return (
-                    CheckOutcome::Failed(format!("unreadable answer: {e}")),
-                    e.to_string(),
-                )
-            }
+        let res = match about_it(
+            PrepaidResult::parse(&answer.body),
+            |r| r.ref_id.as_deref(),
+            tx,
+        ) {
+            Ok(res) => res,
+            Err(failed) => return failed,
         };
-        if let Some(why) = another_ref(res.ref_id.as_deref(), &tx.reference) {
-            return (
-                CheckOutcome::Failed(why),
-                "an answer about another transaction".into(),
-            );
-        }
         let verdict = res.verdict();
         let note = format!(
             "status {}, rc {}",
-            res.status
-                .map_or_else(|| "none".to_owned(), |s| s.code().to_string()),
+            status_text(res.status.map(PrepaidStatus::code)),
             res.rc
         );
         let outcome = match verdict {
@@ -386,27 +378,47 @@ impl Provider for Iak {
     }
 }
 
-fn read_postpaid_status(tx: &TxRecord, answer: &HttpAnswer) -> (CheckOutcome, String) {
-    let res = match PostpaidResult::parse(&answer.body) {
-        Ok(d) => d.message,
-        Err(e) => {
-            return (
+/// A status answer read and about the transaction asked about; else what the check got.
+fn about_it<T>(
+    parsed: lunas_protocol::Result<lunas_protocol::Decoded<T>>,
+    answered_ref: fn(&T) -> Option<&str>,
+    tx: &TxRecord,
+) -> Result<T, (CheckOutcome, String)> {
+    let res = parsed
+        .map_err(|e| {
+            (
                 CheckOutcome::Failed(format!("unreadable answer: {e}")),
                 e.to_string(),
             )
-        }
-    };
-    if let Some(why) = another_ref(res.ref_id.as_deref(), &tx.reference) {
-        return (
+        })?
+        .message;
+    match another_ref(answered_ref(&res), &tx.reference) {
+        Some(why) => Err((
             CheckOutcome::Failed(why),
             "an answer about another transaction".into(),
-        );
+        )),
+        None => Ok(res),
     }
+}
+
+/// A status code for the timeline, or "none".
+fn status_text(code: Option<i64>) -> String {
+    code.map_or_else(|| "none".to_owned(), |c| c.to_string())
+}
+
+fn read_postpaid_status(tx: &TxRecord, answer: &HttpAnswer) -> (CheckOutcome, String) {
+    let res = match about_it(
+        PostpaidResult::parse(&answer.body),
+        |r| r.ref_id.as_deref(),
+        tx,
+    ) {
+        Ok(res) => res,
+        Err(failed) => return failed,
+    };
     let verdict = res.verdict();
     let note = format!(
         "status {}, response_code {}",
-        res.status
-            .map_or_else(|| "none".to_owned(), |s| s.code().to_string()),
+        status_text(res.status.map(|s| s.code())),
         res.response_code
     );
     // Postpaid `00` also means "inquiry succeeded": only a stated status is an outcome.
