@@ -674,3 +674,73 @@ async fn wait_holds_the_answer_until_the_order_is_final() {
         .await;
     assert_eq!(code, 400, "{body}");
 }
+
+#[tokio::test]
+async fn an_order_that_could_not_connect_is_kept_unsent_never_failed() {
+    // The provider cannot be reached at all: nothing left, so nothing is unknown either.
+    let gw = common::TestGateway::start_http_only(
+        r#"
+[[providers]]
+id = "iakdown"
+kind = "iak"
+username = "u"
+api_key = "k"
+prepaid_url = "http://127.0.0.1:9"
+"#,
+    )
+    .await;
+    let (code, tx) = gw
+        .post_json(
+            "/api/v1/orders",
+            &json!({"provider_id": "iakdown", "ref": "down-1", "kind": "prepaid",
+                    "product_code": "xld25000", "customer_id": "081234560000"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{tx}");
+    assert_eq!(
+        (tx["state"].as_str(), tx["submission"].as_str()),
+        (Some("pending"), Some("not_sent"))
+    );
+    let detail = gw.transaction("iakdown", "down-1").await.unwrap();
+    assert!(detail["next_check_at"].is_string(), "it will be sent again");
+    assert!(gw.event_types().await.is_empty(), "nothing failed");
+}
+
+#[tokio::test]
+async fn the_order_budget_of_an_account_answers_429_with_retry_after() {
+    let gw = common::TestGateway::start_http_only(
+        r#"
+[[providers]]
+id = "iakslow"
+kind = "iak"
+username = "u"
+api_key = "k"
+prepaid_url = "http://127.0.0.1:9"
+[providers.orders]
+rate_per_minute = 1
+"#,
+    )
+    .await;
+    let order = |reference: &str| {
+        json!({"provider_id": "iakslow", "ref": reference, "kind": "prepaid",
+               "product_code": "xld25000", "customer_id": "081234560000"})
+    };
+    let (code, _) = gw.post_json("/api/v1/orders", &order("slow-1")).await;
+    assert_eq!(code, 201);
+    let res = gw
+        .client
+        .post(gw.url("/api/v1/orders"))
+        .bearer_auth(common::TOKEN)
+        .json(&order("slow-2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(
+        gw.transaction("iakslow", "slow-2").await.is_none(),
+        "nothing committed"
+    );
+}
