@@ -302,7 +302,7 @@ impl Provider for Iak {
             tx,
         ) {
             Ok(res) => res,
-            Err(failed) => return failed,
+            Err((why, note)) => return (CheckOutcome::Failed(why), note),
         };
         let verdict = res.verdict();
         let note = format!(
@@ -378,25 +378,18 @@ impl Provider for Iak {
     }
 }
 
-/// A status answer read and about the transaction asked about; else what the check got.
+/// A status answer read and about the transaction asked about; else why the check got no
+/// outcome, and the note for the timeline.
 fn about_it<T>(
     parsed: lunas_protocol::Result<lunas_protocol::Decoded<T>>,
     answered_ref: fn(&T) -> Option<&str>,
     tx: &TxRecord,
-) -> Result<T, (CheckOutcome, String)> {
+) -> Result<T, (String, String)> {
     let res = parsed
-        .map_err(|e| {
-            (
-                CheckOutcome::Failed(format!("unreadable answer: {e}")),
-                e.to_string(),
-            )
-        })?
+        .map_err(|e| (format!("unreadable answer: {e}"), e.to_string()))?
         .message;
     match another_ref(answered_ref(&res), &tx.reference) {
-        Some(why) => Err((
-            CheckOutcome::Failed(why),
-            "an answer about another transaction".into(),
-        )),
+        Some(why) => Err((why, "an answer about another transaction".into())),
         None => Ok(res),
     }
 }
@@ -413,7 +406,7 @@ fn read_postpaid_status(tx: &TxRecord, answer: &HttpAnswer) -> (CheckOutcome, St
         tx,
     ) {
         Ok(res) => res,
-        Err(failed) => return failed,
+        Err((why, note)) => return (CheckOutcome::Failed(why), note),
     };
     let verdict = res.verdict();
     let note = format!(
