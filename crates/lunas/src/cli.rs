@@ -193,6 +193,10 @@ pub struct DemoArgs {
     /// Milliseconds between two steps of traffic.
     #[arg(long, default_value_t = 1500)]
     pub pace_ms: u64,
+    /// Play the script once, then leave the gateway idle (by default the traffic goes on
+    /// until Ctrl-C).
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -453,7 +457,7 @@ async fn demo(a: DemoArgs) -> Result<ExitCode, String> {
         sandbox: a.sandbox_listen,
         dir: a.dir,
         pace: std::time::Duration::from_millis(a.pace_ms),
-        steps: None,
+        steps: a.once.then_some(crate::demo::SCRIPT_LEN),
     })
     .await?;
     println!(

@@ -44,7 +44,8 @@ pub struct DemoOptions {
     pub dir: PathBuf,
     /// Seconds between traffic steps.
     pub pace: Duration,
-    /// Stop the traffic after this many steps (`None`: the whole script, then quiet).
+    /// Stop the traffic after this many steps (`None`: until the demo is stopped, going round
+    /// the script with fresh refs).
     pub steps: Option<usize>,
 }
 
@@ -281,10 +282,16 @@ enum Step {
     Bill(&'static str, &'static str),
     /// MCPayment VA: amount, instalments.
     Va(i64, u32),
+    /// A top-up lunas places itself (`POST /api/v1/orders`): product, customer number.
+    Order(&'static str, &'static str),
 }
+
+/// How many steps one round of the script has (`lunas demo --once`).
+pub const SCRIPT_LEN: usize = SCRIPT.len();
 
 const SCRIPT: &[Step] = &[
     Step::Iak("xld25000", "081710001234"),
+    Step::Order("hpln20000", "081712340000"),
     Step::Va(150_000, 1),
     Step::Iak("hpln20000", "081720002345"),
     Step::Idsl("tseldata25000", "081730003456", true),
@@ -300,6 +307,7 @@ const SCRIPT: &[Step] = &[
     Step::Iak("htelkomsel10000", "081700001014"),
     Step::Iak("hmobilelegend110", "081711110123"),
     Step::Va(75_000, 1),
+    Step::Order("xld50000", "081799991014"),
     Step::Iak("xld25000", "081722221234"),
     Step::Iak("hpln50000", "081733332345"),
     Step::Idsl("xld25000", "081744443456", true),
@@ -344,10 +352,14 @@ struct Traffic {
 impl Traffic {
     async fn run(self, pace: Duration, steps: Option<usize>) {
         let mut reports: Vec<(usize, String, bool)> = Vec::new();
-        let total = steps.unwrap_or(SCRIPT.len()).min(SCRIPT.len());
-        for (i, step) in SCRIPT.iter().take(total).enumerate() {
-            let reference = format!("demo-{:04}", i + 1);
-            if let Err(e) = self.act(*step, &reference, i, &mut reports).await {
+        // Round after round until stopped (or `steps`), each step with a ref of its own.
+        for i in 0.. {
+            if steps.is_some_and(|n| i >= n) {
+                break;
+            }
+            let step = SCRIPT[i % SCRIPT.len()];
+            let reference = format!("demo-{:05}", i + 1);
+            if let Err(e) = self.act(step, &reference, i, &mut reports).await {
                 tracing::warn!(target: "demo::traffic", reference = %reference, error = %e, "demo step failed");
             }
             // Development-mode transactions are settled by hand, as in IAK's sandbox report.
@@ -410,6 +422,24 @@ impl Traffic {
                 Ok(())
             }
             Step::Va(amount, instalments) => self.va(reference, amount, instalments).await,
+            Step::Order(product, customer) => {
+                let res = self
+                    .client
+                    .post(format!("http://{}/api/v1/orders", self.gw))
+                    .bearer_auth(&self.token)
+                    .json(
+                        &json!({"provider_id": "iak", "ref": reference, "kind": "prepaid",
+                                  "product_code": product, "customer_id": customer}),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !res.status().is_success() {
+                    return Err(format!("the order was answered {}", res.status()));
+                }
+                tracing::info!(target: "demo::traffic", reference, product, "order placed by lunas");
+                Ok(())
+            }
         }
     }
 
