@@ -35,7 +35,6 @@ impl ConfigError {
 // The file as written.
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
     server: RawServer,
@@ -53,7 +52,6 @@ struct RawConfig {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
     admin_token: Option<String>,
@@ -64,7 +62,6 @@ struct RawServer {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawStorage {
     url: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_u64")]
@@ -95,7 +92,6 @@ struct RawProvider {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawOrders {
     #[serde(default, deserialize_with = "lenient::opt_u64")]
     rate_per_minute: Option<u64>,
@@ -104,7 +100,6 @@ struct RawOrders {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawReconcile {
     first_check_after: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string_list")]
@@ -119,7 +114,6 @@ struct RawReconcile {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawDelivery {
     /// Waits after each failed attempt, e.g. ["5s", "5m", "30m", "2h", "5h", "10h", "10h"].
     #[serde(default, deserialize_with = "lenient::opt_string_list")]
@@ -137,7 +131,6 @@ struct RawDelivery {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawEndpoint {
     #[serde(default, deserialize_with = "lenient::opt_string")]
     id: Option<String>,
@@ -372,14 +365,137 @@ impl Config {
             None => toml::Value::Table(toml::Table::new()),
         };
         overlay_env(&mut value, env)?;
-        let raw: RawConfig =
-            RawConfig::deserialize(value).map_err(|e| ConfigError::one(e.to_string()))?;
-        validate(raw, lookup)
+        // Every section is read on its own, and every key nobody reads is named, so that one
+        // run reports every mistake: unknown keys, mistyped values, and (below) the checks.
+        let mut errors = Vec::new();
+        let raw = read_sections(value, &mut errors);
+        match validate(raw, lookup) {
+            Ok(config) if errors.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigError(errors)),
+            Err(ConfigError(more)) => {
+                errors.extend(more);
+                Err(ConfigError(errors))
+            }
+        }
     }
 
     pub fn provider(&self, id: &str) -> Option<&ProviderConfig> {
         self.providers.iter().find(|p| p.id == id)
     }
+}
+
+/// The sections of the file, each read on its own: a section that cannot be read is left out
+/// (its mistakes named), and the others are still checked.
+fn read_sections(value: toml::Value, errors: &mut Vec<String>) -> RawConfig {
+    const SECTIONS: [&str; 6] = [
+        "server",
+        "storage",
+        "providers",
+        "endpoints",
+        "delivery",
+        "sandbox",
+    ];
+    let mut table = match value {
+        toml::Value::Table(t) => t,
+        _ => return RawConfig::default(),
+    };
+    for key in table.keys() {
+        if !SECTIONS.contains(&key.as_str()) {
+            errors.push(format!(
+                "{key}: unknown section (sections: {})",
+                SECTIONS.join(", ")
+            ));
+        }
+    }
+    let mut list = |name: &str, errors: &mut Vec<String>| -> Vec<toml::Value> {
+        match table.remove(name) {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => items,
+            Some(_) => {
+                errors.push(format!("{name}: must be a list of [[{name}]] tables"));
+                Vec::new()
+            }
+        }
+    };
+    let providers = list("providers", errors);
+    let endpoints = list("endpoints", errors);
+    RawConfig {
+        server: section(table.remove("server"), "server", errors).unwrap_or_default(),
+        storage: section(table.remove("storage"), "storage", errors).unwrap_or_default(),
+        delivery: section(table.remove("delivery"), "delivery", errors).unwrap_or_default(),
+        providers: providers
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, v)| section(Some(v), &format!("providers[{i}]"), errors))
+            .collect(),
+        endpoints: endpoints
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, v)| section(Some(v), &format!("endpoints[{i}]"), errors))
+            .collect(),
+        sandbox: table.remove("sandbox"),
+    }
+}
+
+/// One section, naming every key it does not know and every mistyped value: a value that
+/// cannot be read is named and left out, and the section is read again without it.
+fn section<T: serde::de::DeserializeOwned>(
+    value: Option<toml::Value>,
+    name: &str,
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    let mut value = value?;
+    for _ in 0..64 {
+        let mut unknown = Vec::new();
+        let read = serde_ignored::deserialize(value.clone(), |path| unknown.push(path.to_string()));
+        match read {
+            Ok(t) => {
+                for key in unknown {
+                    errors.push(format!("{name}.{key}: unknown key"));
+                }
+                return Some(t);
+            }
+            Err(e) => {
+                let text = e.to_string();
+                // toml names the value's place on a last line: "in `a.b`".
+                let (message, place) = match text.trim().rsplit_once("\nin `") {
+                    Some((m, p)) => (
+                        m.trim().to_owned(),
+                        Some(p.trim_end_matches('`').to_owned()),
+                    ),
+                    None => (text.trim().replace('\n', " "), None),
+                };
+                match place.filter(|p| remove_path(&mut value, p)) {
+                    Some(p) => errors.push(format!("{name}.{p}: {message}")),
+                    None => {
+                        errors.push(format!("{name}: {message}"));
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+    errors.push(format!("{name}: too many mistakes to read it"));
+    None
+}
+
+/// Removes the value at a dotted path; whether there was one.
+fn remove_path(value: &mut toml::Value, path: &str) -> bool {
+    let mut node = value;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let toml::Value::Table(t) = node else {
+            return false;
+        };
+        if parts.peek().is_none() {
+            return t.remove(part).is_some();
+        }
+        match t.get_mut(part) {
+            Some(next) => node = next,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// Applies `LUNAS__A__B__C=value` to the table: `a.b.c = "value"`.
@@ -1020,10 +1136,49 @@ events = ["transactoin.*"]
     }
 
     #[test]
+    fn unknown_keys_mistyped_values_and_failed_checks_come_in_one_report() {
+        let text = r#"
+[server]
+listn = "x"
+admin_token = "short"
+body_limit = "a lot"
+[storage]
+url = "mysql://x"
+[delivery]
+timeout_ms = "soon"
+[[providers]]
+id = "a"
+kind = "iak"
+username = "u"
+api_key = "k"
+[providers.reconcile]
+first_check = "1s"
+[[endpoints]]
+url = "https://merchant.example/hook"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+events = ["transactoin.*"]
+[extra]
+x = 1
+"#;
+        let all = load(text, &[]).unwrap_err().to_string();
+        for needle in [
+            "server.listn: unknown key",
+            "providers[0].reconcile.first_check: unknown key",
+            "extra: unknown section",
+            "server.body_limit: \"a lot\" is not a whole number",
+            "delivery.timeout_ms: \"soon\" is not a whole number",
+            "storage.url",
+            "matches no event type",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+
+    #[test]
     fn typos_and_duplicate_ids_are_refused() {
         let err = load("[server]\nlisten_addr = \"x\"\n", &[]).unwrap_err();
         assert!(
-            err.to_string().contains("unknown field `listen_addr`"),
+            err.to_string().contains("server.listen_addr: unknown key"),
             "{err}"
         );
         let dup = format!("{GOOD}\n[[providers]]\nid = \"iak\"\nkind = \"idsl\"\nusername = \"u\"\napi_key = \"k\"\n");
