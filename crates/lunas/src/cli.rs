@@ -788,7 +788,7 @@ async fn tx(path: Option<PathBuf>, cmd: TxCommand) -> Result<ExitCode, String> {
                 }
             } else {
                 println!(
-                    "{:<12} {:<24} {:<9} {:<17} {:>6} {:>12}  UPDATED",
+                    "{:<12} {:<24} {:<9} {:<17} {:>6} {:>12}  CREATED (newest first)",
                     "PROVIDER", "REF", "KIND", "STATE", "REVIEW", "AMOUNT"
                 );
                 for t in &page.items {
@@ -800,7 +800,7 @@ async fn tx(path: Option<PathBuf>, cmd: TxCommand) -> Result<ExitCode, String> {
                         t.state.as_str(),
                         if t.needs_review { "yes" } else { "" },
                         t.amount.map(|a| a.to_string()).unwrap_or_default(),
-                        lunas_core::rfc3339(t.updated_at),
+                        lunas_core::rfc3339(t.created_at),
                     );
                 }
                 if page.next_cursor.is_some() {

@@ -385,7 +385,7 @@ async fn transactions(
                 td { (tx.product_code.as_deref().unwrap_or("")) }
                 td { (tx.customer_id.as_deref().unwrap_or("")) }
                 td.num { (money(tx.amount)) }
-                td.muted { (when(tx.updated_at)) }
+                td.muted { (when(tx.created_at)) }
             }
         }
         @if page_of.items.is_empty() { tr { td colspan="8" .muted { "No transactions match." } } }
@@ -440,7 +440,7 @@ async fn transactions(
                 button.primary type="submit" { "Filter" }
             }
             table {
-                thead { tr { th { "Ref" } th { "Provider" } th { "Kind" } th { "State" } th { "Product" } th { "Customer" } th { "Amount" } th { "Updated (UTC)" } } }
+                thead { tr { th { "Ref" } th { "Provider" } th { "Kind" } th { "State" } th { "Product" } th { "Customer" } th { "Amount" } th { "Created (UTC), newest first" } } }
                 tbody id="rows" { (rows) }
             }
             @if let Some(href) = next { p { a href=(href) { "Older →" } } }
