@@ -171,7 +171,131 @@ pub fn spec() -> Value {
             op.insert("operationId".into(), json!(id));
         }
     }
+    for (method, path, code, content) in answer_schemas() {
+        if let Some(answer) = doc["paths"][path][method]["responses"][code].as_object_mut() {
+            answer.insert("content".into(), content);
+        }
+    }
     doc
+}
+
+fn json_schema(schema: Value) -> Value {
+    json!({"application/json": {"schema": schema}})
+}
+
+/// The bodies of the successful answers whose shape the operations above only describe.
+fn answer_schemas() -> Vec<(&'static str, &'static str, &'static str, Value)> {
+    let transaction = json!({"$ref": "#/components/schemas/Transaction"});
+    let queued = json_schema(
+        json!({"type": "object", "required": ["queued"], "properties": {"queued": {"type": "integer"}}}),
+    );
+    let items = |item: Value| {
+        json_schema(
+            json!({"type": "object", "required": ["items"], "properties": {
+            "items": {"type": "array", "items": item},
+            "next_cursor": {"type": ["string", "null"]}}}),
+        )
+    };
+    let status = |word: &str| {
+        json_schema(
+            json!({"type": "object", "required": ["status"], "properties": {"status": {"const": word}}}),
+        )
+    };
+    vec![
+        (
+            "post",
+            CALLBACK,
+            "200",
+            json!({
+                "application/json": {"schema": {"type": "object", "properties": {"message": {"const": "SUCCESS"}}}},
+                "application/xml": {"schema": {"type": "string", "description": "IAK's <mp><message>SUCCESS</message></mp>"}}
+            }),
+        ),
+        (
+            "post",
+            TRANSACTIONS,
+            "200",
+            json_schema(transaction.clone()),
+        ),
+        (
+            "get",
+            TRANSACTION,
+            "200",
+            json_schema(
+                json!({"allOf": [transaction.clone(), {"type": "object", "properties": {
+                "timeline": {"type": "array", "items": {"type": "object", "required": ["type", "at"], "properties": {
+                    "type": {"enum": ["observation", "event", "delivery_attempt"]}, "at": {"type": "string", "format": "date-time"}}}},
+                "deliveries": {"type": "array"},
+                "next_check_at": {"type": ["string", "null"], "format": "date-time"}}}]}),
+            ),
+        ),
+        (
+            "post",
+            TRANSACTION_CHECK,
+            "200",
+            json_schema(
+                json!({"allOf": [transaction, {"type": "object", "properties": {
+                "check": {"type": "object", "properties": {"verdict": {"type": "string"}, "observation_id": {"type": "integer"}}}}}]}),
+            ),
+        ),
+        (
+            "get",
+            PROVIDERS,
+            "200",
+            items(
+                json!({"type": "object", "required": ["id", "kind"], "properties": {
+                "id": {"type": "string"}, "kind": {"type": "string"}, "environment": {"type": "string"},
+                "confirm_callbacks": {"type": "boolean"}, "callbacks": {"type": "integer"},
+                "rejected": {"type": "integer"}, "signature_failures": {"type": "integer"},
+                "last_callback_at": {"type": ["string", "null"]}, "last_balance": {"type": ["integer", "null"]},
+                "last_balance_at": {"type": ["string", "null"]}}}),
+            ),
+        ),
+        (
+            "get",
+            PROVIDER_BALANCE,
+            "200",
+            json_schema(
+                json!({"type": "object", "required": ["provider_id", "items"], "properties": {
+                "provider_id": {"type": "string"}, "low_balance": {"type": ["integer", "null"]},
+                "items": {"type": "array", "items": {"type": "object", "properties": {
+                    "at": {"type": "string", "format": "date-time"}, "balance": {"type": "integer"}}}}}}),
+            ),
+        ),
+        ("post", EVENT_REDELIVER, "200", queued.clone()),
+        ("post", TRANSACTION_REDELIVER, "200", queued.clone()),
+        ("post", DELIVERIES_REDELIVER, "200", queued),
+        (
+            "get",
+            DELIVERIES,
+            "200",
+            items(json!({"type": "object", "properties": {
+                "id": {"type": "integer"}, "event_id": {"type": "string"}, "endpoint": {"type": "string"},
+                "state": {"enum": ["pending", "delivered", "dead"]}, "attempts": {"type": "integer"}}})),
+        ),
+        (
+            "get",
+            ENDPOINTS,
+            "200",
+            items(
+                json!({"type": "object", "properties": {"id": {"type": "string"}, "url": {"type": "string"}}}),
+            ),
+        ),
+        (
+            "get",
+            OPENAPI,
+            "200",
+            json_schema(json!({"type": "object"})),
+        ),
+        ("get", HEALTHZ, "200", status("ok")),
+        ("get", READYZ, "200", status("ready")),
+        (
+            "get",
+            METRICS,
+            "200",
+            json!({"text/plain": {"schema": {"type": "string", "description": "Prometheus text exposition"}}}),
+        ),
+    ]
 }
 
 fn document_body() -> Value {
