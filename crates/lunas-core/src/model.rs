@@ -2,16 +2,22 @@
 
 use lunas_protocol::{State, TxKind};
 use serde_json::{json, Map, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// RFC 3339 in UTC with millisecond precision, the one time format of every API and event.
+/// RFC 3339 in UTC with exactly three decimals (`2026-12-01T15:04:05.000Z`), the one time
+/// format of every API and event: fixed width, so times sort as text too.
 pub fn rfc3339(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let t = t
-        .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
-        .unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_default()
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 /// Milliseconds since the Unix epoch, as the stores keep times.
@@ -247,7 +253,7 @@ impl TxRecord {
                 .is_some_and(|until| to_millis(now) < until)
     }
 
-    /// The transaction as the admin API and every event show it (product.md §7).
+    /// The transaction as the admin API and every event show it (the README's interfaces).
     pub fn to_json(&self) -> Value {
         let mut v = json!({
             "provider_id": self.provider_id,

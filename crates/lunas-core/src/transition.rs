@@ -1,4 +1,4 @@
-//! The transition rules (product.md §3): how a verified message changes a transaction.
+//! The transition rules (the README's transition rules): how a verified message changes a transaction.
 //!
 //! - A final state never moves backwards; a pending (or earlier) state after it is *stale*.
 //! - The same final state again is a *duplicate*: recorded, no new event.
@@ -77,7 +77,7 @@ pub fn decide(
     decision
 }
 
-/// A person's decision about a flagged transaction (product.md §7b).
+/// A person's decision about a flagged transaction (the README's review API).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolution {
     /// The final state chosen (kept or set).

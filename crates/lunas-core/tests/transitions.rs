@@ -1,4 +1,4 @@
-//! The transition rules of product.md §3, one scenario per rule.
+//! The transition rules of the README's transition rules, one scenario per rule.
 
 use lunas_core::{
     decide, give_up, Basis, Detail, EventType, Fact, ObservationVerdict as V, Trust, TxRecord,

@@ -1,4 +1,4 @@
-//! The normalized model every provider maps onto (product.md §2): transaction kinds and states.
+//! The normalized model every provider maps onto (the README's concepts): transaction kinds and states.
 
 use crate::iak::Verdict;
 use crate::mcp::{TransactionStatus, VaTransaction};

@@ -1,4 +1,4 @@
-//! The `[sandbox]` table of `lunas.toml` (product.md §7) and its validation.
+//! The `[sandbox]` table of `lunas.toml` (the README's interfaces) and its validation.
 //!
 //! [`SandboxConfig`] is what serde reads; [`SandboxConfig::validate`] turns it into a
 //! [`ValidSandbox`] whose accounts carry resolved secrets, defaults filled in and every rule

@@ -1,4 +1,4 @@
-//! The `[sandbox]` table: product.md's example, defaults, `env:` secrets, and a clear error
+//! The `[sandbox]` table: the README's example, defaults, `env:` secrets, and a clear error
 //! for every mistake.
 
 mod common;
@@ -10,7 +10,7 @@ use lunas_protocol::{ApiVersion, Format};
 use lunas_sandbox::{AccountKind, Environment, Sandbox, SandboxConfig};
 use serde::Deserialize;
 
-/// The `[sandbox]` part of product.md §7, verbatim.
+/// The `[sandbox]` part of the README's interfaces, verbatim.
 const PRODUCT_EXAMPLE: &str = r#"
 [sandbox]                              # used by `lunas sandbox` and `lunas demo`
 listen = "127.0.0.1:8090"

@@ -1,4 +1,4 @@
-//! Delivery of events to the merchant's endpoints (product.md §6).
+//! Delivery of events to the merchant's endpoints (the README's delivery section).
 //!
 //! Every committed event is fanned out to each endpoint whose filters match, as a durable
 //! delivery row. The worker leases due deliveries, POSTs each as a Standard Webhooks message

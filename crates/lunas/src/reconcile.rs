@@ -1,4 +1,4 @@
-//! The reconciler (product.md §5): no transaction stays unknown.
+//! The reconciler (the README's reconciliation): no transaction stays unknown.
 //!
 //! Transactions whose outcome is overdue are leased from the store (a crash loses no work, two
 //! checkers never hold the same transaction), asked about with the provider's own check-status

@@ -842,7 +842,7 @@ async fn the_openapi_document_matches_the_routes() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
     let paths = doc["paths"].as_object().expect("paths");
 
-    // The routes product.md §7 names are all documented.
+    // The routes the README's interfaces names are all documented.
     for (method, path) in [
         ("post", "/callbacks/{provider_id}"),
         ("get", "/api/v1/transactions"),
@@ -945,7 +945,7 @@ async fn the_openapi_document_matches_the_routes() {
 #[tokio::test]
 
 async fn a_wrong_method_on_a_known_path_is_405_with_a_json_error() {
-    // product.md §7: error bodies are JSON {"error": {"code", "message"}}.
+    // the README's interfaces: error bodies are JSON {"error": {"code", "message"}}.
     let gw = TestGateway::start().await;
     let right = format!("Bearer {TOKEN}");
     for (method, path) in [

@@ -1,4 +1,4 @@
-//! Every class of bad callback input (product.md §8): each is answered with the right status and
+//! Every class of bad callback input (the README's guarantees): each is answered with the right status and
 //! a JSON error naming the problem, and none changes any state — no transaction created or
 //! changed, no event written.
 

@@ -1,4 +1,4 @@
-//! Logs never carry a secret or the customer's goods (product.md §8): the real binary runs at
+//! Logs never carry a secret or the customer's goods (the README's guarantees): the real binary runs at
 //! `LUNAS_LOG=debug`, takes callbacks carrying a pin, an eSIM activation code and a PLN token,
 //! forged and malformed ones, admin API calls and merchant deliveries, and then its whole
 //! standard error is searched for every one of those values.

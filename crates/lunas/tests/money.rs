@@ -387,7 +387,7 @@ async fn a_multi_use_va_stays_reconciled_after_its_first_payment() {
     let rec = gw.transaction("mcp", "v-open").await.unwrap();
     assert_eq!(rec["state"], "paid");
     assert!(rec["next_check_at"].is_string(), "{rec}");
-    assert_eq!(rec["expires_at"], "2098-12-31T17:00:00Z");
+    assert_eq!(rec["expires_at"], "2098-12-31T17:00:00.000Z");
 
     let mut single = va_callback(
         "v-single",

@@ -1,4 +1,4 @@
-//! Working the review queue (product.md §7b): a flagged transaction is resolved through the
+//! Working the review queue (the README's review API): a flagged transaction is resolved through the
 //! API and the command line, with who, when and why in its timeline, and
 //! `transaction.resolved` for the merchant.
 

@@ -1,4 +1,4 @@
-//! The transition rules of product.md §3, observed over HTTP: what state a sequence of
+//! The transition rules of the README's transition rules, observed over HTTP: what state a sequence of
 //! callbacks leaves, which verdict each observation got, and which events the feed shows.
 
 mod common;

@@ -543,7 +543,7 @@ pub struct ResolveIn {
 /// The longest resolution note kept.
 const MAX_NOTE: usize = 2000;
 
-/// Resolves the review of a flagged transaction (product.md §7b): clears `needs_review`, keeps
+/// Resolves the review of a flagged transaction (the README's review API): clears `needs_review`, keeps
 /// or sets `state`, records who, when and why. Used by the API, the dashboard and the CLI.
 pub async fn resolve_review(
     store: &dyn lunas_store::Store,
