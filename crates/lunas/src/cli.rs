@@ -79,10 +79,14 @@ pub enum OrderCommand {
     /// A postpaid bill: the inquiry, and with --pay the payment when the bill costs at most
     /// --max-amount.
     Postpaid {
+        /// The provider account id (as in /callbacks/{provider_id}).
         provider_id: String,
+        /// The transaction's ref (IAK/IDSL ref_id, MCPayment external_id).
         reference: String,
+        /// The product code, e.g. xld25000, PLNPOSTPAID.
         #[arg(long)]
         product: String,
+        /// The customer's number (phone, meter, bill id).
         #[arg(long)]
         customer: String,
         /// Pay at once (needs --max-amount).
@@ -91,24 +95,30 @@ pub enum OrderCommand {
         /// The most the bill may cost to be paid at once, in rupiah.
         #[arg(long)]
         max_amount: Option<i64>,
+        /// Wait up to this many seconds (at most 60) for the outcome.
         #[arg(long, default_value_t = 0)]
         wait: u64,
     },
     /// Pay an inquired bill, only if it costs exactly --amount.
     Pay {
+        /// The provider account id (as in /callbacks/{provider_id}).
         provider_id: String,
+        /// The transaction's ref (IAK/IDSL ref_id, MCPayment external_id).
         reference: String,
         /// The bill's price you agree to pay, in rupiah.
         #[arg(long)]
         amount: i64,
+        /// Wait up to this many seconds (at most 60) for the outcome.
         #[arg(long, default_value_t = 0)]
         wait: u64,
     },
     /// A virtual account.
     Va {
+        /// The provider account id (as in /callbacks/{provider_id}).
         provider_id: String,
         /// The VA's external_id.
         reference: String,
+        /// The merchant's order id (order_id).
         #[arg(long)]
         order_id: String,
         /// In rupiah (OPEN: 0 for any amount).
@@ -117,12 +127,16 @@ pub enum OrderCommand {
         /// The bank, e.g. BRI, BNI, MANDIRI.
         #[arg(long)]
         channel: String,
+        /// The name shown to the payer.
         #[arg(long)]
         billing_name: String,
+        /// The customer's e-mail address.
         #[arg(long)]
         email: String,
+        /// The customer's full name.
         #[arg(long)]
         full_name: String,
+        /// The customer's phone number.
         #[arg(long)]
         phone: Option<String>,
         /// CLOSED, OPEN or PARTIAL.
@@ -134,6 +148,7 @@ pub enum OrderCommand {
         /// When it stops taking payments (RFC 3339).
         #[arg(long)]
         expires_at: Option<String>,
+        /// Wait up to this many seconds (at most 60) for the outcome.
         #[arg(long, default_value_t = 0)]
         wait: u64,
     },
@@ -214,7 +229,9 @@ pub enum TxCommand {
     /// Resolve the review of a flagged transaction: clear the flag, keep or set its final
     /// state, and record who and why in its timeline (emits transaction.resolved).
     Resolve {
+        /// The provider account id (as in /callbacks/{provider_id}).
         provider_id: String,
+        /// The transaction's ref (IAK/IDSL ref_id, MCPayment external_id).
         reference: String,
         /// The final state to keep or set (succeeded, failed; VA: paid, expired, canceled,
         /// refunded).
@@ -235,6 +252,7 @@ pub enum TxCommand {
 
 #[derive(Debug, Args)]
 pub struct TxList {
+    /// Only this provider account.
     #[arg(long)]
     pub provider: Option<String>,
     /// pending, succeeded, failed, awaiting_payment, partially_paid, paid, expired, canceled, refunded
@@ -246,9 +264,10 @@ pub struct TxList {
     /// Only transactions flagged for review.
     #[arg(long)]
     pub needs_review: bool,
-    /// Exact ref or customer number.
+    /// A part of the ref, the customer number or the provider's transaction id.
     #[arg(long)]
     pub search: Option<String>,
+    /// At most this many (up to 500).
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
     /// One JSON object per line instead of a table.
@@ -307,8 +326,10 @@ pub struct McpSign {
     /// The merchant's hash key, or env:VAR.
     #[arg(long)]
     pub hash_key: String,
+    /// The VA external_id the signature covers.
     #[arg(long)]
     pub external_id: String,
+    /// The order_id the signature covers.
     #[arg(long)]
     pub order_id: String,
     /// Compute the callback `mcp-signature` for this MCPayment transaction_id.
@@ -324,6 +345,7 @@ pub struct McpSign {
 
 #[derive(Debug, Args)]
 pub struct McpAuth {
+    /// The MCPayment merchant id.
     #[arg(long)]
     pub merchant_id: String,
     /// The secret unbound id, or env:VAR.

@@ -707,3 +707,28 @@ async fn a_read_only_command_does_not_create_a_database() {
     assert!(err.contains("there is no database at"), "{err}");
     assert!(!dir.path().join("lunas.db").exists(), "nothing created");
 }
+
+#[test]
+fn every_command_and_option_says_what_it_is_for() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                missing.push(format!("{path} {}", sub.get_name()));
+            }
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&lunas::cli::Cli::command(), "lunas", &mut missing);
+    assert!(missing.is_empty(), "without help text: {missing:?}");
+}
