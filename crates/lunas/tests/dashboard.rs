@@ -266,5 +266,59 @@ async fn an_operator_logs_in_reads_a_timeline_and_redelivers_a_dead_letter() {
         delivered.contains("transaction.succeeded") && delivered.contains("delivered"),
         "{delivered}"
     );
+
+    // A contradiction, worked off the review queue: the form, the flag cleared, who and why in
+    // the timeline.
+    for status in [PrepaidStatus::Success, PrepaidStatus::Failed] {
+        let cb = prepaid_callback("browser-2", status, IAK_USER, IAK_KEY);
+        let res = reqwest::Client::new()
+            .post(format!("http://{gw}/callbacks/iak"))
+            .body(cb.encode(Format::Json, ApiVersion::V2))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let result = async {
+        client.goto(&format!("http://{gw}/review")).await?;
+        let form = client.find(Locator::Css("form.resolve")).await?;
+        form.find(Locator::Css("select[name=state]"))
+            .await?
+            .select_by_value("failed")
+            .await?;
+        form.find(Locator::Css("input[name=note]"))
+            .await?
+            .send_keys("IAK support confirmed the failure")
+            .await?;
+        form.find(Locator::Css("button")).await?.click().await?;
+        let flash = client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css(".flash"))
+            .await?
+            .text()
+            .await?;
+        assert!(flash.contains("Resolved: failed"), "{flash}");
+        let timeline = client
+            .find(Locator::Css("table.timeline"))
+            .await?
+            .text()
+            .await?;
+        assert!(
+            timeline.contains("resolved by dashboard")
+                && timeline.contains("IAK support confirmed"),
+            "{timeline}"
+        );
+        assert!(timeline.contains("transaction.resolved"), "{timeline}");
+        client.goto(&format!("http://{gw}/review")).await?;
+        let queue = client.find(Locator::Css("main")).await?.text().await?;
+        assert!(queue.contains("Nothing to review."), "{queue}");
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = client.close().await;
+        panic!("browser step failed: {e}");
+    }
     client.close().await.unwrap();
 }
