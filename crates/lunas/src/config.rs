@@ -593,8 +593,16 @@ fn validate(
         .as_deref()
         .and_then(|t| secret("server.admin_token", t, &mut errors));
     if let Some(t) = &admin_token {
-        if t.expose().len() < 16 {
+        let token = t.expose();
+        if token.len() < 16 {
             errors.push("server.admin_token: must be at least 16 characters".into());
+        } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            // A space, a line break or a non-ASCII letter makes a token that a header cannot
+            // carry the same way a form does: refused rather than half-working.
+            errors.push(
+                "server.admin_token: must be visible ASCII characters only (no spaces, no accents)"
+                    .into(),
+            );
         }
     }
     let body_limit = match raw.server.body_limit {
@@ -1172,6 +1180,21 @@ x = 1
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
+    }
+
+    #[test]
+    fn an_admin_token_must_be_long_visible_ascii() {
+        for bad in [
+            "                ",
+            " padded-token-0123456789 ",
+            "tökén-0123456789abc",
+            "short",
+        ] {
+            let text = format!("[server]\nadmin_token = \"{bad}\"\n");
+            let err = load(&text, &[]).unwrap_err().to_string();
+            assert!(err.contains("server.admin_token"), "{bad:?}: {err}");
+        }
+        assert!(load("[server]\nadmin_token = \"good-token_0123456789\"\n", &[]).is_ok());
     }
 
     #[test]

@@ -154,3 +154,26 @@ async fn every_answer_names_its_request_id() {
     }
     assert_eq!(ids.len(), 2, "one id per request");
 }
+
+#[tokio::test]
+async fn answers_forbid_framing_sniffing_referrers_and_caching() {
+    let gw = TestGateway::start().await;
+    for path in ["/api/v1/transactions", "/login", "/healthz"] {
+        let res = gw
+            .client
+            .get(gw.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(
+            h["content-security-policy"], "frame-ancestors 'none'",
+            "{path}"
+        );
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+    }
+}
