@@ -209,6 +209,46 @@ fn when(t: OffsetDateTime) -> String {
         .to_owned()
 }
 
+/// A raw body as evidence, its customer goods (serial number or token, PIN, activation code)
+/// blanked out, in JSON (any depth) and in IAK's XML alike; the transaction's own fields reveal
+/// the kept goods on request.
+fn masked_body(body: &[u8]) -> String {
+    const GOODS: [&str; 3] = ["sn", "pin", "activation_code"];
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+        fn walk(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, x) in m.iter_mut() {
+                        if GOODS.contains(&k.as_str()) && !x.is_null() {
+                            *x = serde_json::Value::String("••••".into());
+                        } else {
+                            walk(x);
+                        }
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+                _ => {}
+            }
+        }
+        let mut value = value;
+        walk(&mut value);
+        return value.to_string();
+    }
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    for tag in GOODS {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        let mut from = 0;
+        while let Some(start) = text[from..].find(&open).map(|i| from + i + open.len()) {
+            let Some(end) = text[start..].find(&close).map(|i| start + i) else {
+                break;
+            };
+            text.replace_range(start..end, "••••");
+            from = start + "••••".len() + close.len();
+        }
+    }
+    text
+}
+
 /// Evidence with customer goods blanked out (a conflict's `kept`/`reported` tokens, reported
 /// serial numbers, PINs, activation codes): the transaction page reveals the kept ones on
 /// request.
@@ -568,7 +608,7 @@ async fn transaction(
                                 td {
                                     @if let Some(d) = &o.detail { div { (d) } }
                                     @if let Some(a) = &o.remote_addr { div.muted { "from " (a) } }
-                                    details { summary { "raw body (" (o.body_size) " bytes" @if o.body.len() < o.body_size { ", truncated" } ")" } pre { (String::from_utf8_lossy(&o.body)) } }
+                                    details { summary { "raw body (" (o.body_size) " bytes" @if o.body.len() < o.body_size { ", truncated" } ")" } pre { (masked_body(&o.body)) } }
                                 }
                             },
                             Entry::Event(e) => tr {
@@ -797,7 +837,7 @@ async fn review(s: Session, State(app): State<AppState>) -> Response {
                     Some(o) => {
                         p { (o.source.as_str()) " · " strong { (o.verdict.as_str()) } " · " (when(o.received_at)) }
                         @if let Some(d) = &o.detail { p { (d) } }
-                        pre { (String::from_utf8_lossy(&o.body)) }
+                        pre { (masked_body(&o.body)) }
                     }
                     None => p.muted { "—" },
                 }
