@@ -89,6 +89,7 @@ impl Gateway {
                 store,
                 providers: Arc::new(providers),
                 admin_token: Arc::new(admin_token),
+                tokens: Arc::new(config.server.tokens.clone()),
                 body_limit: config.server.body_limit,
                 read_timeout: config.server.read_timeout,
                 wake,

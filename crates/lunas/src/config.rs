@@ -59,6 +59,17 @@ struct RawServer {
     body_limit: Option<u64>,
     #[serde(default, deserialize_with = "lenient::opt_u64")]
     read_timeout_ms: Option<u64>,
+    #[serde(default)]
+    tokens: Vec<RawToken>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawToken {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    name: Option<String>,
+    token: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string_list")]
+    scopes: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +175,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Required by `lunas serve`; other commands do without.
     pub admin_token: Option<Secret>,
+    /// Tokens with some of the admin token's rights (`[[server.tokens]]`).
+    pub tokens: Vec<ApiToken>,
     /// The largest callback body accepted, in bytes.
     pub body_limit: usize,
     /// How long a client may take to send a request's head (and, between requests, how long a
@@ -593,17 +606,60 @@ fn validate(
         .as_deref()
         .and_then(|t| secret("server.admin_token", t, &mut errors));
     if let Some(t) = &admin_token {
-        let token = t.expose();
-        if token.len() < 16 {
-            errors.push("server.admin_token: must be at least 16 characters".into());
-        } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            // A space, a line break or a non-ASCII letter makes a token that a header cannot
-            // carry the same way a form does: refused rather than half-working.
-            errors.push(
-                "server.admin_token: must be visible ASCII characters only (no spaces, no accents)"
-                    .into(),
-            );
+        check_token("server.admin_token", t, &mut errors);
+    }
+    let mut tokens: Vec<ApiToken> = Vec::new();
+    for (i, t) in raw.server.tokens.into_iter().enumerate() {
+        let place = format!("server.tokens[{i}]");
+        let name = match t.name.filter(|n| !n.trim().is_empty()) {
+            Some(n) if tokens.iter().any(|x| x.name == n) => {
+                errors.push(format!("{place}: name {n:?} is used by another token"));
+                continue;
+            }
+            Some(n) => n,
+            None => {
+                errors.push(format!(
+                    "{place}: name is required (it names the caller in logs and timelines)"
+                ));
+                continue;
+            }
+        };
+        let Some(token) = t
+            .token
+            .as_deref()
+            .and_then(|v| secret(&format!("{place}.token"), v, &mut errors))
+        else {
+            if t.token.is_none() {
+                errors.push(format!("{place}: token is required"));
+            }
+            continue;
+        };
+        check_token(&format!("{place}.token"), &token, &mut errors);
+        let mut scopes = Vec::new();
+        for s in &t.scopes {
+            match Scope::parse(s) {
+                Some(scope) => scopes.push(scope),
+                None => errors.push(format!(
+                    "{place}.scopes: {s:?} is not one of read, orders, admin"
+                )),
+            }
         }
+        if t.scopes.is_empty() {
+            errors.push(format!(
+                "{place}.scopes: name at least one of read, orders, admin"
+            ));
+        }
+        let same_as_admin = admin_token
+            .as_ref()
+            .is_some_and(|a| a.expose() == token.expose());
+        if same_as_admin || tokens.iter().any(|x| x.token.expose() == token.expose()) {
+            errors.push(format!("{place}.token: is the same as another token"));
+        }
+        tokens.push(ApiToken {
+            name,
+            token,
+            scopes,
+        });
     }
     let body_limit = match raw.server.body_limit {
         None => DEFAULT_BODY_LIMIT,
@@ -779,6 +835,7 @@ fn validate(
             server: ServerConfig {
                 listen,
                 admin_token,
+                tokens,
                 body_limit,
                 read_timeout,
             },
@@ -943,6 +1000,67 @@ fn validate_provider(
         orders,
         low_balance: p.low_balance.map(|v| v.min(i64::MAX as u64) as i64),
     })
+}
+
+/// What a token may do (product contract, "Scoped tokens").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Transactions, events, providers: reading only.
+    Read,
+    /// Place and pay orders, register transactions.
+    Orders,
+    /// Everything, including check, redeliver, resolve and the dashboard.
+    Admin,
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "read" => Some(Scope::Read),
+            "orders" => Some(Scope::Orders),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Orders => "orders",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// A token of `[[server.tokens]]`.
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    /// Names the caller in logs and timelines.
+    pub name: String,
+    pub token: Secret,
+    pub scopes: Vec<Scope>,
+}
+
+impl ApiToken {
+    /// Whether the token may do what `scope` covers (`admin` covers everything).
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes
+            .iter()
+            .any(|s| *s == scope || *s == Scope::Admin)
+    }
+}
+
+/// A token must be long, and visible ASCII only: a space, a line break or a non-ASCII letter
+/// makes a token that a header cannot carry the same way a form does.
+fn check_token(place: &str, token: &Secret, errors: &mut Vec<String>) {
+    let token = token.expose();
+    if token.len() < 16 {
+        errors.push(format!("{place}: must be at least 16 characters"));
+    } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        errors.push(format!(
+            "{place}: must be visible ASCII characters only (no spaces, no accents)"
+        ));
+    }
 }
 
 fn http_url(field: &str, value: &str) -> Result<url::Url, String> {

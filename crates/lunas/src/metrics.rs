@@ -61,6 +61,7 @@ pub struct Metrics {
     events: Family<TypeLabel, Counter>,
     checks: Family<ProviderVerdict, Counter>,
     orders: Family<ProviderVerdict, Counter>,
+    auth_failures: Family<TypeLabel, Counter>,
     deliveries: Family<EndpointOutcome, Counter>,
     delivery_seconds: Timings<EndpointLabel>,
     open_transactions: Gauge,
@@ -108,6 +109,12 @@ impl Metrics {
             "orders",
             "Order requests answered, by provider account and submission (accepted, rejected, unknown, not_sent)",
             orders.clone(),
+        );
+        let auth_failures = Family::<TypeLabel, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "API requests refused: no token, a wrong token, or a token without the scope (type)",
+            auth_failures.clone(),
         );
         let deliveries = Family::<EndpointOutcome, Counter>::default();
         registry.register(
@@ -158,6 +165,7 @@ impl Metrics {
             events,
             checks,
             orders,
+            auth_failures,
             deliveries,
             delivery_seconds,
             open_transactions,
@@ -200,6 +208,15 @@ impl Metrics {
             .get_or_create(&ProviderVerdict {
                 provider: provider.to_owned(),
                 verdict: verdict.to_owned(),
+            })
+            .inc();
+    }
+
+    /// An API request was refused: `missing`, `wrong` or `forbidden_scope`.
+    pub fn auth_failure(&self, reason: &str) {
+        self.auth_failures
+            .get_or_create(&TypeLabel {
+                r#type: reason.to_owned(),
             })
             .inc();
     }

@@ -57,7 +57,7 @@ async fn resolving_clears_the_flag_sets_the_state_and_says_who_and_why() {
         resolved["resolution"]["note"],
         "IAK support confirmed the top-up failed"
     );
-    assert_eq!(resolved["resolution"]["by"], "admin API");
+    assert_eq!(resolved["resolution"]["by"], "admin (API)");
     assert_eq!(resolved["previous_state"], "succeeded");
     let detail = gw.transaction("iak", "rv-1").await.unwrap();
     let review: Vec<&Value> = detail["timeline"]

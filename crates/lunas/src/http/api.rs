@@ -16,36 +16,100 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{ApiError, AppState};
+use crate::config::Scope;
 
 /// Lets a request through only with `Authorization: Bearer <admin token>`.
-pub async fn require_admin(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// Who called: the admin token (`admin`) or the name of a `[[server.tokens]]` token.
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
+
+/// The scope an API route needs: reading is `read`; placing orders and registering
+/// transactions is `orders`; everything else (check, resolve, redeliver) is `admin`.
+fn scope_for(method: &axum::http::Method, path: &str) -> Scope {
+    if *method == axum::http::Method::GET {
+        Scope::Read
+    } else if path == super::openapi::ORDERS
+        || path == super::openapi::TRANSACTIONS
+        || (path.starts_with("/api/v1/orders/") && path.ends_with("/pay"))
+    {
+        Scope::Orders
+    } else {
+        Scope::Admin
+    }
+}
+
+fn same(given: &str, expected: &str) -> bool {
+    given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// Lets a request through when its bearer token may do what the route needs: the admin token
+/// may do everything, a `[[server.tokens]]` token what its scopes allow. 401 for no or a
+/// wrong token, 403 `forbidden_scope` for a token without the scope; each refusal is counted
+/// and logged (never the token).
+pub async fn require_admin(
+    State(app): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let expected = app.admin_token.expose().as_bytes();
-    match given {
-        Some(token)
-            if token.len() == expected.len() && bool::from(token.as_bytes().ct_eq(expected)) =>
-        {
-            next.run(request).await
+        .map(|(_, token)| token.trim().to_owned());
+    let need = scope_for(request.method(), request.uri().path());
+    let path = request.uri().path().to_owned();
+    let refuse = |reason: &str, status: StatusCode, code: &'static str, message: String| {
+        app.metrics.auth_failure(reason);
+        tracing::warn!(path = %path, reason, "API request refused");
+        ApiError::new(status, code, message).into_response()
+    };
+    let Some(given) = given else {
+        return refuse(
+            "missing",
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send a token as Authorization: Bearer <token>".into(),
+        );
+    };
+    // Every token is compared, so the time taken does not tell which one nearly matched.
+    let admin = same(&given, app.admin_token.expose());
+    let named = app.tokens.iter().fold(None, |found, t| {
+        if same(&given, t.token.expose()) {
+            Some(t)
+        } else {
+            found
         }
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the admin token is wrong",
-        )
-        .into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send the admin token as Authorization: Bearer <token>",
-        )
-        .into_response(),
-    }
+    });
+    let caller = match (admin, named) {
+        (true, _) => "admin".to_owned(),
+        (false, Some(t)) if t.allows(need) => t.name.clone(),
+        (false, Some(t)) => {
+            let scopes: Vec<&str> = t.scopes.iter().map(|s| s.as_str()).collect();
+            return refuse(
+                "forbidden_scope",
+                StatusCode::FORBIDDEN,
+                "forbidden_scope",
+                format!(
+                    "the token {:?} has the scopes [{}]; this needs {}",
+                    t.name,
+                    scopes.join(", "),
+                    need.as_str()
+                ),
+            );
+        }
+        (false, None) => {
+            return refuse(
+                "wrong",
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the token is not one this gateway knows".into(),
+            )
+        }
+    };
+    request.extensions_mut().insert(Caller(caller));
+    next.run(request).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -644,6 +708,7 @@ pub async fn resolve_review(
 pub async fn resolve_transaction(
     State(app): State<AppState>,
     Path((provider_id, reference)): Path<(String, String)>,
+    caller: Option<axum::Extension<Caller>>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
@@ -660,7 +725,7 @@ pub async fn resolve_transaction(
         &reference,
         input.state.as_deref(),
         input.note.as_deref(),
-        "admin API",
+        &caller.map_or_else(|| "admin API".to_owned(), |c| format!("{} (API)", c.0 .0)),
     )
     .await?;
     app.metrics.events(&done.events);

@@ -25,6 +25,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub providers: Arc<HashMap<String, ProviderConfig>>,
     pub admin_token: Arc<Secret>,
+    /// `[[server.tokens]]`: tokens with some of the admin token's rights.
+    pub tokens: Arc<Vec<crate::config::ApiToken>>,
     pub body_limit: usize,
     /// How long a callback's body may take to arrive.
     pub read_timeout: std::time::Duration,

@@ -305,7 +305,7 @@ fn document_body() -> Value {
         "info": {
             "title": "lunas gateway",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Provider callbacks in, normalized transactions and events out. Errors are {\"error\": {\"code\", \"message\"}}."
+            "description": "Provider callbacks in, normalized transactions and events out. Errors are {\"error\": {\"code\", \"message\"}}. Secured operations take the admin token or a [[server.tokens]] token; a token without the scope an operation needs (GET: read; orders and registration: orders; the rest: admin) is answered 403 forbidden_scope."
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
