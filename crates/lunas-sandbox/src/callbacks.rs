@@ -45,6 +45,45 @@ pub(crate) struct Plan {
     pub dropped: Vec<CallbackRecord>,
 }
 
+impl Plan {
+    /// The plan of an event's first callback under the account's fault decisions: with `drop`
+    /// nothing is sent and the callback is logged as dropped (`None`: plan nothing more);
+    /// otherwise it is due at `due`, twice with `duplicate`.
+    pub(crate) fn primary(
+        log: &mut crate::log::Log,
+        account_id: &str,
+        now: OffsetDateTime,
+        due: OffsetDateTime,
+        primary: Delivery,
+        decisions: &crate::faults::Decisions,
+    ) -> (Plan, bool) {
+        let mut plan = Plan::default();
+        if decisions.drop {
+            let record = primary.record(
+                account_id,
+                now,
+                CallbackOutcome::Dropped,
+                None,
+                Some("not sent: drop fault".to_owned()),
+                None,
+            );
+            plan.dropped.push(log.callback(record));
+            return (plan, false);
+        }
+        plan.deliveries.push((due, primary.clone()));
+        if decisions.duplicate {
+            plan.deliveries.push((
+                due,
+                Delivery {
+                    kind: CallbackKind::Duplicate,
+                    ..primary
+                },
+            ));
+        }
+        (plan, true)
+    }
+}
+
 /// What came back from one attempt.
 #[derive(Debug)]
 struct Attempt {

@@ -40,7 +40,7 @@ use crate::config::{AccountCredentials, AccountKind, Environment};
 use crate::control::TransactionInfo;
 use crate::faults::{self, CheckFault, OrderFault};
 use crate::http::{self, Refusal, Seen};
-use crate::log::{CallbackKind, CallbackOutcome};
+use crate::log::CallbackKind;
 use crate::providers::{Report, Reported};
 use crate::state::{Job, State};
 use crate::{clock, Sandbox};
@@ -532,28 +532,9 @@ fn plan(
         );
     }
     let primary = delivery(&first, CallbackKind::Final, decisions.wrong_signature);
-    let mut plan = Plan::default();
-    if decisions.drop {
-        let record = primary.record(
-            &account.id,
-            now,
-            CallbackOutcome::Dropped,
-            None,
-            Some("not sent: drop fault".to_owned()),
-            None,
-        );
-        plan.dropped.push(st.log.callback(record));
+    let (mut plan, sent) = Plan::primary(&mut st.log, &account.id, now, now, primary, &decisions);
+    if !sent {
         return plan;
-    }
-    plan.deliveries.push((now, primary.clone()));
-    if decisions.duplicate {
-        plan.deliveries.push((
-            now,
-            Delivery {
-                kind: CallbackKind::Duplicate,
-                ..primary
-            },
-        ));
     }
     if decisions.conflicting {
         let mut opposite = tx.clone();

@@ -21,7 +21,7 @@ use super::{credentials, held, held_mut, Va, VaPayment, VirtualAccounts};
 use crate::callbacks::{Delivery, Plan};
 use crate::faults;
 use crate::http::{self, Refusal, Seen};
-use crate::log::{CallbackKind, CallbackOutcome, CallbackRecord};
+use crate::log::{CallbackKind, CallbackRecord};
 use crate::state::{Job, State};
 use crate::{clock, Sandbox};
 
@@ -326,28 +326,9 @@ fn plan_payment(
         CallbackKind::Payment,
         decisions.wrong_signature,
     );
-    let mut plan = Plan::default();
-    if decisions.drop {
-        let record = primary.record(
-            &account.id,
-            now,
-            CallbackOutcome::Dropped,
-            None,
-            Some("not sent: drop fault".to_owned()),
-            None,
-        );
-        plan.dropped.push(st.log.callback(record));
+    let (mut plan, sent) = Plan::primary(&mut st.log, &account.id, now, due, primary, &decisions);
+    if !sent {
         return plan;
-    }
-    plan.deliveries.push((due, primary.clone()));
-    if decisions.duplicate {
-        plan.deliveries.push((
-            due,
-            Delivery {
-                kind: CallbackKind::Duplicate,
-                ..primary
-            },
-        ));
     }
     if decisions.conflicting {
         let mut expired = view(after, usize::MAX);
