@@ -74,8 +74,20 @@ pub trait Store: Send + Sync + 'static {
     /// Sizes of the work queues at `now`.
     async fn queue_stats(&self, now: OffsetDateTime) -> Result<QueueStats, StoreError>;
 
-    /// Whether the store can serve reads and writes now.
+    /// Whether the store can serve reads and commit a write now: it writes a heartbeat row,
+    /// so a full disk or a lock held elsewhere shows here.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    // --- Dashboard sessions -----------------------------------------------------------------
+
+    /// Stores a new session (and forgets expired ones).
+    async fn start_session(&self, session: SessionRow) -> Result<(), StoreError>;
+
+    /// The session with this id digest, if it exists and has not expired at `now` (unix ms).
+    async fn session(&self, id_digest: &str, now: i64) -> Result<Option<SessionRow>, StoreError>;
+
+    /// Ends a session (logout); ending one that does not exist is not an error.
+    async fn end_session(&self, id_digest: &str, now: i64) -> Result<(), StoreError>;
 
     /// How many schema migrations ran when the store was opened (0: it was up to date).
     fn migrations_run(&self) -> usize;

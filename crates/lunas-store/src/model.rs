@@ -256,3 +256,13 @@ pub struct QueueStats {
     pub pending_deliveries: i64,
     pub dead_deliveries: i64,
 }
+
+/// A dashboard session as stored: the SHA-256 digest of its random id (never the id itself),
+/// when it began and ends (unix milliseconds), and who logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id_digest: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub remote_addr: Option<String>,
+}

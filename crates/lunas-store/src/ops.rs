@@ -10,7 +10,10 @@ use crate::model::*;
 pub(crate) enum WriteOp {
     Ingest(Ingest),
     Register(Box<Registration>),
-    Ping,
+    /// Writes the heartbeat row at `now`: readiness is a real commit.
+    Ping { now: i64 },
+    StartSession(SessionRow),
+    EndSession { id_digest: String, now: i64 },
     InitEndpoints(Vec<EndpointFilter>),
     FanOut {
         endpoints: Vec<EndpointFilter>,

@@ -31,9 +31,16 @@ pub enum StartError {
     },
 }
 
+/// Refused callbacks kept as evidence per account and kind of refusal, per minute (all are
+/// counted).
+pub const REFUSALS_KEPT_PER_MINUTE: u32 = 6;
+/// Dashboard login attempts per client address per minute.
+pub const LOGINS_PER_MINUTE: u32 = 10;
+
 /// A built gateway, ready to serve.
 pub struct Gateway {
     state: AppState,
+    limits: http::serve::Limits,
     deliverer: Arc<Deliverer>,
 }
 
@@ -99,8 +106,13 @@ impl Gateway {
                 metrics,
                 endpoints: Arc::new(config.endpoints.clone()),
                 filters: Arc::new(deliverer.filters().to_vec()),
+                refusals: Arc::new(crate::limits::KeyedBuckets::new(REFUSALS_KEPT_PER_MINUTE)),
+                logins: Arc::new(crate::limits::KeyedBuckets::new(LOGINS_PER_MINUTE)),
+                session_ttl: config.server.session_ttl,
+                secure_cookies: config.server.secure_cookies,
             },
             deliverer,
+            limits: http::serve::Limits::from_config(&config.server),
         })
     }
 
@@ -164,7 +176,7 @@ impl Gateway {
                         }),
                     );
                 let served =
-                    serve_router(listener, health, self.state.read_timeout, shutdown).await;
+                    http::serve::serve(listener, health, self.limits.clone(), shutdown).await;
                 workers.stop().await;
                 served
             }
@@ -197,74 +209,9 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let read_timeout = self.state.read_timeout;
-        serve_router(listener, self.router(), read_timeout, shutdown).await
+        let limits = self.limits.clone();
+        http::serve::serve(listener, self.router(), limits, shutdown).await
     }
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight
-/// finish. Like `axum::serve`, plus a timer: a client must send a request's head within
-/// `read_timeout` (which also closes a kept-alive connection that stays silent that long), so
-/// slow or silent clients cannot hold connections forever.
-pub async fn serve_router(
-    listener: TcpListener,
-    router: axum::Router,
-    read_timeout: std::time::Duration,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use tower::Service as _;
-
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a moment instead of spinning.
-                    tracing::warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        let service = hyper::service::service_fn(
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                let mut router = router.clone();
-                async move { router.call(req.map(axum::body::Body::new)).await }
-            },
-        );
-        tokio::spawn(async move {
-            // A client that connects and says nothing is let go: the protocol detection below
-            // would otherwise wait for its first byte forever.
-            let mut first = [0u8; 1];
-            if !matches!(
-                tokio::time::timeout(read_timeout, stream.peek(&mut first)).await,
-                Ok(Ok(1))
-            ) {
-                return;
-            }
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(read_timeout);
-            builder.http2().timer(TokioTimer::new());
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let _ = watcher.watch(connection.into_owned()).await;
-        });
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown()).await;
-    Ok(())
 }
 
 /// What one `lunas serve` process does. With several nodes on one PostgreSQL database, API

@@ -61,6 +61,16 @@ struct RawServer {
     read_timeout_ms: Option<u64>,
     #[serde(default)]
     tokens: Vec<RawToken>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    max_connections: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::opt_u64")]
+    max_connections_per_address: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::string_list")]
+    trusted_proxies: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    session_ttl: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    secure_cookies: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +192,16 @@ pub struct ServerConfig {
     /// How long a client may take to send a request's head (and, between requests, how long a
     /// kept-alive connection may stay silent), and then its body.
     pub read_timeout: Duration,
+    /// Open connections at most, over all clients; more are closed at once.
+    pub max_connections: usize,
+    /// Open connections at most from one client address (trusted proxies excepted).
+    pub max_connections_per_address: usize,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` names the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// How long a dashboard login lasts.
+    pub session_ttl: Duration,
+    /// Whether the dashboard's cookie carries `Secure` (served over HTTPS, also behind a proxy).
+    pub secure_cookies: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -335,6 +355,10 @@ pub struct EndpointConfig {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_STORAGE: &str = "sqlite://lunas.db";
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// Open connections at most, over all clients.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
+/// Open connections at most from one client address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 
 impl Config {
     /// Loads `path` (or `lunas.toml` in the working directory when it exists and no path is
@@ -683,6 +707,48 @@ fn validate(
         }
     };
 
+    let count = |field: &str, value: Option<u64>, default: usize, errors: &mut Vec<String>| match value {
+        None => default,
+        Some(n) if (1..=1_000_000).contains(&n) => n as usize,
+        Some(n) => {
+            errors.push(format!("server.{field}: {n} is outside 1..=1000000"));
+            default
+        }
+    };
+    let max_connections = count(
+        "max_connections",
+        raw.server.max_connections,
+        DEFAULT_MAX_CONNECTIONS,
+        &mut errors,
+    );
+    let max_connections_per_address = count(
+        "max_connections_per_address",
+        raw.server.max_connections_per_address,
+        DEFAULT_MAX_CONNECTIONS_PER_ADDRESS.min(max_connections),
+        &mut errors,
+    );
+    let trusted_proxies = ip_ranges(
+        "server.trusted_proxies",
+        &raw.server.trusted_proxies,
+        &mut errors,
+    );
+    let session_ttl = match raw.server.session_ttl.as_deref().map(parse_duration) {
+        None => Duration::from_secs(12 * 3600),
+        Some(Ok(d)) if d >= Duration::from_secs(60) && d <= Duration::from_secs(30 * 86_400) => d,
+        Some(Ok(_)) => {
+            errors.push("server.session_ttl: must be between 1m and 30d".into());
+            Duration::from_secs(12 * 3600)
+        }
+        Some(Err(e)) => {
+            errors.push(format!("server.session_ttl: {e}"));
+            Duration::from_secs(12 * 3600)
+        }
+    };
+    let secure_cookies = raw
+        .server
+        .secure_cookies
+        .unwrap_or(!trusted_proxies.is_empty());
+
     let url = raw.storage.url.unwrap_or_else(|| DEFAULT_STORAGE.into());
     // A PostgreSQL URL may hold a password: it may be given as env:VAR like any secret.
     let url = if url.starts_with("env:") {
@@ -838,6 +904,11 @@ fn validate(
                 tokens,
                 body_limit,
                 read_timeout,
+                max_connections,
+                max_connections_per_address,
+                trusted_proxies,
+                session_ttl,
+                secure_cookies,
             },
             storage: StorageConfig { url, busy_timeout },
             providers,
@@ -906,18 +977,7 @@ fn validate_provider(
             errors,
         },
     );
-    let mut callback_ips = Vec::new();
-    for ip in &p.callback_ips {
-        let parsed = ip
-            .parse::<IpNet>()
-            .or_else(|_| ip.parse::<std::net::IpAddr>().map(IpNet::from));
-        match parsed {
-            Ok(net) => callback_ips.push(net),
-            Err(_) => errors.push(format!(
-                "{name}: callback_ips entry {ip:?} is not an IP address or CIDR range"
-            )),
-        }
-    }
+    let callback_ips = ip_ranges(&format!("{name}: callback_ips"), &p.callback_ips, errors);
     let provider = provider?;
     if errors.len() > before {
         return None;
@@ -1052,6 +1112,23 @@ impl ApiToken {
 
 /// A token must be long, and visible ASCII only: a space, a line break or a non-ASCII letter
 /// makes a token that a header cannot carry the same way a form does.
+/// Addresses and CIDR ranges, each mistake reported.
+fn ip_ranges(field: &str, given: &[String], errors: &mut Vec<String>) -> Vec<IpNet> {
+    let mut ranges = Vec::new();
+    for ip in given {
+        let parsed = ip
+            .parse::<IpNet>()
+            .or_else(|_| ip.parse::<std::net::IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => ranges.push(net),
+            Err(_) => errors.push(format!(
+                "{field} entry {ip:?} is not an IP address or CIDR range"
+            )),
+        }
+    }
+    ranges
+}
+
 fn check_token(place: &str, token: &Secret, errors: &mut Vec<String>) {
     let token = token.expose();
     if token.len() < 16 {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod delivery;
 pub mod demo;
 pub mod http;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod orders;

@@ -822,6 +822,65 @@ async fn healthz_and_readyz_answer_and_readyz_fails_while_storage_is_locked() {
     assert_eq!(status, 200);
 }
 
+#[tokio::test]
+async fn readyz_means_a_write_commits_not_only_that_the_database_answers() {
+    let gw = TestGateway::start().await;
+    let (status, _) = gw.get("/readyz").await;
+    assert_eq!(status, 200);
+    // Every write now fails (as on a full disk) while connections and locks are fine.
+    let refuse = refuse_writes(&gw).await;
+    let (status, body) = gw.get("/readyz").await;
+    assert_error((status, &body.to_string()), 503, "storage_unavailable");
+    let (status, _) = gw.get("/healthz").await;
+    assert_eq!(status, 200, "alive, not ready");
+    refuse.undo().await;
+    let (status, _) = gw.get("/readyz").await;
+    assert_eq!(status, 200);
+}
+
+/// A trigger that makes every write of the heartbeat row fail, as a full disk would.
+struct RefuseWrites(std::path::PathBuf);
+
+async fn refuse_writes(gw: &TestGateway) -> RefuseWrites {
+    let db = gw.db_path();
+    if postgres_admin_url().is_some() {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&storage_url(&db)).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE FUNCTION refuse_write() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'no space left on device'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON heartbeat FOR EACH ROW EXECUTE FUNCTION refuse_write();",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+    } else {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TRIGGER refuse_insert BEFORE INSERT ON heartbeat BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END; \
+             CREATE TRIGGER refuse_update BEFORE UPDATE ON heartbeat BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    }
+    RefuseWrites(db)
+}
+
+impl RefuseWrites {
+    async fn undo(self) {
+        if postgres_admin_url().is_some() {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&storage_url(&self.0)).await.unwrap();
+            sqlx::raw_sql("DROP TRIGGER refuse ON heartbeat; DROP FUNCTION refuse_write();")
+                .execute(&mut c)
+                .await
+                .unwrap();
+        } else {
+            let c = rusqlite::Connection::open(&self.0).unwrap();
+            c.execute_batch("DROP TRIGGER refuse_insert; DROP TRIGGER refuse_update;")
+                .unwrap();
+        }
+    }
+}
+
 /// A concrete URL for a documented path, with the path parameters of a real transaction and
 /// event so that every operation can answer for real.
 fn concrete(path: &str, event_id: &str) -> String {

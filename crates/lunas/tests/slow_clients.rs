@@ -84,3 +84,78 @@ async fn a_kept_alive_connection_that_goes_silent_is_closed() {
     let said = until_closed(&mut idle).await;
     assert!(said.starts_with("HTTP/1.1 200"), "answered first: {said}");
 }
+
+#[tokio::test]
+async fn an_http2_connection_that_goes_silent_after_its_preface_is_closed() {
+    let gw = gateway().await;
+    let mut silent = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    // The HTTP/2 prior-knowledge preface and an empty SETTINGS frame, then nothing.
+    silent
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    // The server's SETTINGS, maybe a GOAWAY; then the connection ends.
+    until_closed(&mut silent).await;
+}
+
+#[tokio::test]
+async fn a_trickled_body_on_an_api_or_login_route_is_answered_408() {
+    let gw = gateway().await;
+    for head in [
+        "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\ntoken=",
+        "POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{",
+    ] {
+        let mut slow = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        slow.write_all(head.as_bytes()).await.unwrap();
+        let said = until_closed(&mut slow).await;
+        assert!(said.starts_with("HTTP/1.1 408"), "{head}: {said}");
+    }
+    // A body above the limit is refused before it is read, on every route.
+    let res = gw
+        .client
+        .post(gw.url("/login"))
+        .form(&[("token", "x".repeat(70_000))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 413);
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let gw = TestGateway::start_with_env(
+        "",
+        &[
+            ("LUNAS__SERVER__READ_TIMEOUT_MS", "30000"),
+            ("LUNAS__SERVER__MAX_CONNECTIONS_PER_ADDRESS", "4"),
+        ],
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
+    }
+    // Give the server a moment to admit them (they are silent, so it waits for them).
+    let client_from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(Some(ip.parse().unwrap()))
+            .build()
+            .unwrap()
+    };
+    // A fifth connection from the same address is closed at once, well within the 30 s a
+    // silent admitted one would be given...
+    let mut fifth = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), fifth.read_to_end(&mut buf))
+        .await
+        .expect("the fifth connection is closed")
+        .ok();
+    // ...while another address is served.
+    let res = client_from("127.0.0.2")
+        .get(gw.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    drop(held);
+}

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_extra.sql"),
     include_str!("../../migrations/postgres/0003_latency_us.sql"),
+    include_str!("../../migrations/postgres/0004_sessions.sql"),
 ];
 
 /// The advisory lock migrations run under.
@@ -415,7 +416,50 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(unavailable)?;
-        match self.submit(WriteOp::Ping).await? {
+        let now = to_millis(OffsetDateTime::now_utc());
+        match self.submit(WriteOp::Ping { now }).await? {
+            WriteResult::Pong => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn start_session(&self, session: SessionRow) -> Result<(), StoreError> {
+        match self.submit(WriteOp::StartSession(session)).await? {
+            WriteResult::Pong => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn session(&self, id_digest: &str, now: i64) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id_digest, created_at, expires_at, remote_addr FROM sessions \
+             WHERE id_digest = $1 AND expires_at > $2",
+        )
+        .bind(id_digest)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.map(|r| {
+            Ok::<_, sqlx::Error>(SessionRow {
+                id_digest: r.try_get(0)?,
+                created_at: r.try_get(1)?,
+                expires_at: r.try_get(2)?,
+                remote_addr: r.try_get(3)?,
+            })
+        })
+        .transpose()
+        .map_err(unavailable)
+    }
+
+    async fn end_session(&self, id_digest: &str, now: i64) -> Result<(), StoreError> {
+        match self
+            .submit(WriteOp::EndSession {
+                id_digest: id_digest.to_owned(),
+                now,
+            })
+            .await?
+        {
             WriteResult::Pong => Ok(()),
             other => Err(unexpected(other)),
         }

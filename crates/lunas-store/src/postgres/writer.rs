@@ -249,10 +249,43 @@ async fn apply(c: &mut PgConnection, op: &WriteOp) -> Result<(WriteResult, Tail)
             let (rec, created) = register(c, reg).await?;
             plain(WriteResult::Registered(rec, created))
         }
-        WriteOp::Ping => {
+        WriteOp::Ping { now } => {
             // Ready means a write could proceed: nothing holds a lock that blocks writing
-            // transactions (the writes' own lock, taken and released at once).
+            // transactions (the writes' own lock, taken and released at once), and a row can
+            // be written and committed.
             sqlx::query("LOCK TABLE transactions IN ROW EXCLUSIVE MODE")
+                .execute(&mut *c)
+                .await?;
+            sqlx::query(
+                "INSERT INTO heartbeat (id, at) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+            )
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+            plain(WriteResult::Pong)
+        }
+        WriteOp::StartSession(row) => {
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                .bind(row.created_at)
+                .execute(&mut *c)
+                .await?;
+            sqlx::query(
+                "INSERT INTO sessions (id_digest, created_at, expires_at, remote_addr) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&row.id_digest)
+            .bind(row.created_at)
+            .bind(row.expires_at)
+            .bind(&row.remote_addr)
+            .execute(&mut *c)
+            .await?;
+            plain(WriteResult::Pong)
+        }
+        WriteOp::EndSession { id_digest, now } => {
+            sqlx::query("DELETE FROM sessions WHERE id_digest = $1 OR expires_at <= $2")
+                .bind(id_digest)
+                .bind(now)
                 .execute(&mut *c)
                 .await?;
             plain(WriteResult::Pong)

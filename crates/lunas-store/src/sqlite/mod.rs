@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_due_by_provider.sql"),
     include_str!("../../migrations/sqlite/0006_extra.sql"),
     include_str!("../../migrations/sqlite/0007_latency_us.sql"),
+    include_str!("../../migrations/sqlite/0008_sessions.sql"),
 ];
 
 const READERS: usize = 4;
@@ -117,6 +118,16 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a read connection on the blocking pool.
+    /// Submits a write whose only answer is that it was committed.
+    async fn pong(&self, op: WriteOp) -> Result<(), StoreError> {
+        match self.writer.submit(op).await? {
+            WriteResult::Pong => Ok(()),
+            other => Err(StoreError::Unavailable(format!(
+                "writer answered {other:?}"
+            ))),
+        }
+    }
+
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -564,11 +575,40 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
             .await?;
-        match self.writer.submit(WriteOp::Ping).await? {
-            WriteResult::Pong => Ok(()),
-            other => Err(StoreError::Unavailable(format!(
-                "writer answered {other:?}"
-            ))),
-        }
+        let now = to_millis(OffsetDateTime::now_utc());
+        self.pong(WriteOp::Ping { now }).await
+    }
+
+    async fn start_session(&self, session: SessionRow) -> Result<(), StoreError> {
+        self.pong(WriteOp::StartSession(session)).await
+    }
+
+    async fn session(&self, id_digest: &str, now: i64) -> Result<Option<SessionRow>, StoreError> {
+        let id_digest = id_digest.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT id_digest, created_at, expires_at, remote_addr FROM sessions \
+                 WHERE id_digest = ?1 AND expires_at > ?2",
+                rusqlite::params![id_digest, now],
+                |r| {
+                    Ok(SessionRow {
+                        id_digest: r.get(0)?,
+                        created_at: r.get(1)?,
+                        expires_at: r.get(2)?,
+                        remote_addr: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn end_session(&self, id_digest: &str, now: i64) -> Result<(), StoreError> {
+        self.pong(WriteOp::EndSession {
+            id_digest: id_digest.to_owned(),
+            now,
+        })
+        .await
     }
 }

@@ -191,7 +191,31 @@ fn apply(c: &Connection, op: &WriteOp, state: &mut BatchState) -> rusqlite::Resu
         WriteOp::Register(reg) => {
             register(c, reg).map(|(r, created)| WriteResult::Registered(r, created))
         }
-        WriteOp::Ping => Ok(WriteResult::Pong),
+        WriteOp::Ping { now } => c
+            .execute(
+                "INSERT INTO heartbeat (id, at) VALUES (1, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                [now],
+            )
+            .map(|_| WriteResult::Pong),
+        WriteOp::StartSession(row) => {
+            c.execute(
+                "DELETE FROM sessions WHERE expires_at <= ?1",
+                [row.created_at],
+            )?;
+            c.execute(
+                "INSERT INTO sessions (id_digest, created_at, expires_at, remote_addr) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![row.id_digest, row.created_at, row.expires_at, row.remote_addr],
+            )
+            .map(|_| WriteResult::Pong)
+        }
+        WriteOp::EndSession { id_digest, now } => c
+            .execute(
+                "DELETE FROM sessions WHERE id_digest = ?1 OR expires_at <= ?2",
+                rusqlite::params![id_digest, now],
+            )
+            .map(|_| WriteResult::Pong),
         WriteOp::InitEndpoints(endpoints) => {
             super::delivery::init_endpoints(c, endpoints).map(|()| WriteResult::Pong)
         }

@@ -45,6 +45,11 @@ pub async fn receive(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let declared_size = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
     let observation =
         |body: &[u8], cap: usize, verdict: Option<ObservationVerdict>, reference, detail| {
             NewObservation {
@@ -55,17 +60,40 @@ pub async fn receive(
                 content_type: content_type.clone(),
                 remote_addr: Some(peer.ip().to_string()),
                 body: body[..body.len().min(cap)].to_vec(),
-                body_size: body.len(),
+                body_size: if body.is_empty() { declared_size } else { body.len() },
                 verdict,
                 detail,
             }
         };
 
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > app.body_limit) {
+    if !provider.callback_ips.is_empty()
+        && !provider
+            .callback_ips
+            .iter()
+            .any(|net| net.contains(&peer.ip()))
+    {
+        // Refused before its body is read: nothing it sends is kept.
+        let refusal = Refusal {
+            verdict: ObservationVerdict::ForbiddenSource,
+            reference: None,
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden_source",
+            message: format!(
+                "{} is not an allowed callback source for {provider_id:?}",
+                peer.ip()
+            ),
+        };
+        return refuse(
+            &app,
+            &provider_id,
+            observation(&[], 0, Some(refusal.verdict), None, None),
+            refusal,
+            started,
+        )
+        .await;
+    }
+
+    if declared_size > app.body_limit {
         app.metrics
             .callback(&provider_id, "too_large", started.elapsed());
         return too_large(app.body_limit);
@@ -103,32 +131,6 @@ pub async fn receive(
             .into_response()
         }
     };
-
-    if !provider.callback_ips.is_empty()
-        && !provider
-            .callback_ips
-            .iter()
-            .any(|net| net.contains(&peer.ip()))
-    {
-        let refusal = Refusal {
-            verdict: ObservationVerdict::ForbiddenSource,
-            reference: None,
-            status: StatusCode::FORBIDDEN,
-            code: "forbidden_source",
-            message: format!(
-                "{} is not an allowed callback source for {provider_id:?}",
-                peer.ip()
-            ),
-        };
-        return refuse(
-            &app,
-            &provider_id,
-            observation(&bytes, REFUSED_BODY_CAP, Some(refusal.verdict), None, None),
-            refusal,
-            started,
-        )
-        .await;
-    }
 
     let verified = match provider.provider.verify_callback(&headers, &bytes) {
         Ok(v) => v,
@@ -212,6 +214,9 @@ pub async fn receive(
     }
 }
 
+/// Answers a refused message. Refusals are evidence of a misconfiguration or an attack, so a
+/// sample is kept and logged — a few per minute per account and kind of refusal — and every
+/// one is counted in `lunas_callbacks_total`; a flood of them cannot fill the disk or the log.
 async fn refuse(
     app: &AppState,
     provider_id: &str,
@@ -219,26 +224,22 @@ async fn refuse(
     refusal: Refusal,
     started: Instant,
 ) -> Response {
-    tracing::warn!(
-        provider = %provider_id,
-        reference = refusal.reference.as_deref().unwrap_or("-"),
-        remote = obs.remote_addr.as_deref().unwrap_or("-"),
-        code = refusal.code,
-        "callback refused"
-    );
-    if let Err(e) = app.store.ingest(Ingest::refused(obs)).await {
-        tracing::warn!(provider = %provider_id, error = %e, "refused callback could not be kept as evidence");
+    let key = format!("{provider_id}\n{}", refusal.verdict.as_str());
+    if app.refusals.allow(&key, obs.received_at) {
+        tracing::warn!(
+            provider = %provider_id,
+            reference = refusal.reference.as_deref().unwrap_or("-"),
+            remote = obs.remote_addr.as_deref().unwrap_or("-"),
+            code = refusal.code,
+            "callback refused (a sample of such refusals is kept as evidence; all are counted)"
+        );
+        if let Err(e) = app.store.ingest(Ingest::refused(obs)).await {
+            tracing::warn!(provider = %provider_id, error = %e, "refused callback could not be kept as evidence");
+        }
     }
     app.metrics
         .callback(provider_id, refusal.verdict.as_str(), started.elapsed());
     ApiError::new(refusal.status, refusal.code, refusal.message).into_response()
 }
 
-fn too_large(limit: usize) -> Response {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
-        format!("the body exceeds the limit of {limit} bytes"),
-    )
-    .into_response()
-}
+use super::serve::too_large;

@@ -7,8 +7,11 @@
 //! and provider health with the deposit balance drawn over time. Customer goods (PIN, activation
 //! code, serial numbers/PLN tokens) are masked until revealed.
 //!
-//! The session cookie holds a digest of the admin token, not the token; every form carries a
-//! CSRF token derived the same way, and the cookie is `HttpOnly; SameSite=Strict`.
+//! Sessions are server-side: logging in with the admin token creates a random session id, kept
+//! in the store only as its SHA-256 digest, with an expiry (`server.session_ttl`); logging out
+//! deletes it on every node. The cookie is `HttpOnly; SameSite=Strict` (and `Secure` when
+//! served over HTTPS). Every form carries a CSRF token keyed with the session's id, so it says
+//! nothing about the admin token. Login attempts are limited per client address and logged.
 
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -49,24 +52,36 @@ pub fn routes() -> Router<AppState> {
         .route("/providers", get(providers))
 }
 
-fn digest(purpose: &str, token: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(purpose.as_bytes());
-    h.update(b":");
-    h.update(token.as_bytes());
-    hex::encode(h.finalize())
+/// The store's name for a session id: its SHA-256, so a copy of the database opens nothing.
+fn id_digest(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
 }
 
-fn session_value(app: &AppState) -> String {
-    digest("lunas-dashboard-session", app.admin_token.expose())
-}
-
-fn csrf_value(app: &AppState) -> String {
-    digest("lunas-dashboard-csrf", app.admin_token.expose())
+/// The CSRF token of a session: keyed with its random id.
+fn csrf_of(id: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(id.as_bytes()).expect("any key length");
+    mac.update(b"lunas-dashboard-csrf");
+    hex::encode(mac.finalize().into_bytes())
 }
 
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+fn now_millis() -> i64 {
+    lunas_core::to_millis(OffsetDateTime::now_utc())
+}
+
+/// The session cookie's value in a request, if any.
+fn cookie_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_owned))
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// A request from a logged-in user; anyone else is sent to the login page.
@@ -81,32 +96,20 @@ impl FromRequestParts<AppState> for Session {
         parts: &mut Parts,
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let expected = session_value(app);
-        let ok = parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| {
-                c.trim()
-                    .strip_prefix(&format!("{COOKIE}="))
-                    .map(str::to_owned)
-            })
-            .any(|v| same(&v, &expected));
-        if ok {
-            Ok(Session {
-                csrf: csrf_value(app),
-            })
-        } else {
-            Err(Redirect::to("/login").into_response())
+        let Some(id) = cookie_of(&parts.headers) else {
+            return Err(Redirect::to("/login").into_response());
+        };
+        match app.store.session(&id_digest(&id), now_millis()).await {
+            Ok(Some(_)) => Ok(Session { csrf: csrf_of(&id) }),
+            Ok(None) => Err(Redirect::to("/login?expired=1").into_response()),
+            Err(e) => Err(super::ApiError::from(e).into_response()),
         }
     }
 }
 
 /// `None` when the form's CSRF token is right; otherwise the answer to send.
-fn csrf_refusal(app: &AppState, given: &str) -> Option<Response> {
-    (!same(given, &csrf_value(app))).then(|| {
+fn csrf_refusal(session: &Session, given: &str) -> Option<Response> {
+    (!same(given, &session.csrf)).then(|| {
         (
             StatusCode::FORBIDDEN,
             "the form is stale: reload the page and try again",
@@ -141,7 +144,7 @@ details.secret summary{cursor:pointer;color:#486581}.muted{color:#829ab1}.bad{co
 .timeline td:first-child{white-space:nowrap}svg{background:#fff;box-shadow:0 1px 2px #0001}
 "#;
 
-fn page(title: &str, active: &str, body: Markup) -> Html<String> {
+fn page(s: &Session, title: &str, active: &str, body: Markup) -> Html<String> {
     let nav = [
         ("/transactions", "Transactions"),
         ("/review", "Needs review"),
@@ -164,7 +167,10 @@ fn page(title: &str, active: &str, body: Markup) -> Html<String> {
                         @for (href, label) in nav {
                             a href=(href) class=(if active == href { "on" } else { "" }) { (label) }
                         }
-                        form method="post" action="/logout" { button { "Log out" } }
+                        form method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            button { "Log out" }
+                        }
                     }
                     main { (body) }
                 }
@@ -328,6 +334,8 @@ pub struct LoginForm {
 #[derive(Deserialize, Default)]
 pub struct LoginQuery {
     failed: Option<String>,
+    expired: Option<String>,
+    wait: Option<String>,
 }
 
 async fn login_page(Query(q): Query<LoginQuery>) -> Html<String> {
@@ -341,6 +349,8 @@ async fn login_page(Query(q): Query<LoginQuery>) -> Html<String> {
                     main {
                         h1 { "Log in" }
                         @if q.failed.is_some() { div.flash.bad { "That is not the admin token." } }
+                        @if q.wait.is_some() { div.flash.bad { "Too many login attempts from your address: wait a minute and try again." } }
+                        @if q.expired.is_some() { div.flash { "Your session has ended: log in again." } }
                         form method="post" action="/login" {
                             p { label { "Admin token " input type="password" name="token" id="token" autofocus required size="40"; } }
                             button.primary type="submit" id="login" { "Log in" }
@@ -354,25 +364,73 @@ async fn login_page(Query(q): Query<LoginQuery>) -> Html<String> {
     )
 }
 
-async fn login(State(app): State<AppState>, Form(form): Form<LoginForm>) -> Response {
-    let expected = app.admin_token.expose();
-    if !same(form.token.trim(), expected) {
+fn session_cookie(app: &AppState, value: &str, max_age: u64) -> String {
+    let secure = if app.secure_cookies { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+}
+
+async fn login(
+    State(app): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let now = OffsetDateTime::now_utc();
+    let remote = peer.ip().to_string();
+    if !app.logins.allow(&remote, now) {
+        app.metrics.auth_failure("login_rate_limited");
+        tracing::warn!(remote = %remote, "dashboard login refused: too many attempts from this address");
+        return Redirect::to("/login?wait=1").into_response();
+    }
+    if !same(form.token.trim(), app.admin_token.expose()) {
+        app.metrics.auth_failure("login_failed");
+        tracing::warn!(remote = %remote, "dashboard login failed: wrong admin token");
         return Redirect::to("/login?failed=1").into_response();
     }
-    let cookie = format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
-        session_value(&app)
-    );
+    let id = {
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    };
+    let created_at = lunas_core::to_millis(now);
+    let ttl = app.session_ttl;
+    let row = lunas_store::SessionRow {
+        id_digest: id_digest(&id),
+        created_at,
+        expires_at: created_at + ttl.as_millis() as i64,
+        remote_addr: Some(remote.clone()),
+    };
+    if let Err(e) = app.store.start_session(row).await {
+        return super::ApiError::from(e).into_response();
+    }
+    tracing::info!(remote = %remote, "dashboard login");
     (
-        [(header::SET_COOKIE, cookie)],
+        [(header::SET_COOKIE, session_cookie(&app, &id, ttl.as_secs()))],
         Redirect::to("/transactions"),
     )
         .into_response()
 }
 
-async fn logout() -> Response {
-    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+async fn logout(
+    State(app): State<AppState>,
+    s: Session,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(refusal) = csrf_refusal(&s, &form.csrf) {
+        return refusal;
+    }
+    if let Some(id) = cookie_of(&headers) {
+        if let Err(e) = app.store.end_session(&id_digest(&id), now_millis()).await {
+            return super::ApiError::from(e).into_response();
+        }
+        tracing::info!("dashboard logout");
+    }
+    (
+        [(header::SET_COOKIE, session_cookie(&app, "", 0))],
+        Redirect::to("/login"),
+    )
+        .into_response()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,7 +455,7 @@ fn nonempty(v: &Option<String>) -> Option<String> {
 }
 
 async fn transactions(
-    _s: Session,
+    s: Session,
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Response {
@@ -457,6 +515,7 @@ async fn transactions(
     let selected =
         |current: &Option<String>, value: &str| nonempty(current).as_deref() == Some(value);
     page(
+        &s,
         "Transactions",
         "/transactions",
         html! {
@@ -518,7 +577,7 @@ async fn transaction(
         Ok(None) => {
             return (
                 StatusCode::NOT_FOUND,
-                page("Not found", "", html! { h1 { "No such transaction" } }),
+                page(&s, "Not found", "", html! { h1 { "No such transaction" } }),
             )
                 .into_response()
         }
@@ -549,6 +608,7 @@ async fn transaction(
     entries.sort_by_key(|e| (e.0, e.1));
     let action = |what: &str| format!("{}/{what}", tx_link(&tx));
     page(
+        &s,
         &tx.reference,
         "/transactions",
         html! {
@@ -645,12 +705,12 @@ fn back_to(tx_path: &str, message: &str) -> Response {
 }
 
 async fn check(
-    _s: Session,
+    s: Session,
     State(app): State<AppState>,
     Path((provider_id, reference)): Path<(String, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Some(refusal) = csrf_refusal(&app, &form.csrf) {
+    if let Some(refusal) = csrf_refusal(&s, &form.csrf) {
         return refusal;
     }
     let path = tx_path(&provider_id, &reference);
@@ -676,12 +736,12 @@ pub struct ResolveForm {
 }
 
 async fn resolve(
-    _s: Session,
+    s: Session,
     State(app): State<AppState>,
     Path((provider_id, reference)): Path<(String, String)>,
     Form(form): Form<ResolveForm>,
 ) -> Response {
-    if let Some(refusal) = csrf_refusal(&app, &form.csrf) {
+    if let Some(refusal) = csrf_refusal(&s, &form.csrf) {
         return refusal;
     }
     let path = tx_path(&provider_id, &reference);
@@ -732,12 +792,12 @@ fn resolve_form(action: &str, csrf: &str, tx: &lunas_core::TxRecord) -> Markup {
 }
 
 async fn redeliver_transaction(
-    _s: Session,
+    s: Session,
     State(app): State<AppState>,
     Path((provider_id, reference)): Path<(String, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Some(refusal) = csrf_refusal(&app, &form.csrf) {
+    if let Some(refusal) = csrf_refusal(&s, &form.csrf) {
         return refusal;
     }
     let path = tx_path(&provider_id, &reference);
@@ -845,6 +905,7 @@ async fn review(s: Session, State(app): State<AppState>) -> Response {
         }
     };
     page(
+        &s,
         "Needs review",
         "/review",
         html! {
@@ -899,6 +960,7 @@ async fn deliveries(
     };
     let stats = app.store.endpoint_stats().await.unwrap_or_default();
     page(
+        &s,
         "Deliveries",
         "/deliveries",
         html! {
@@ -969,11 +1031,11 @@ pub struct RedeliverForm {
 }
 
 async fn redeliver(
-    _s: Session,
+    s: Session,
     State(app): State<AppState>,
     Form(form): Form<RedeliverForm>,
 ) -> Response {
-    if let Some(refusal) = csrf_refusal(&app, &form.csrf) {
+    if let Some(refusal) = csrf_refusal(&s, &form.csrf) {
         return refusal;
     }
     let what = match (form.event_id, form.all_dead) {
@@ -1002,7 +1064,7 @@ async fn redeliver(
 // ---------------------------------------------------------------------------------------------
 // Providers
 
-async fn providers(_s: Session, State(app): State<AppState>) -> Response {
+async fn providers(s: Session, State(app): State<AppState>) -> Response {
     let health = app.store.provider_health().await.unwrap_or_default();
     let mut ids: Vec<&String> = app.providers.keys().collect();
     ids.sort();
@@ -1019,6 +1081,7 @@ async fn providers(_s: Session, State(app): State<AppState>) -> Response {
         }
     }
     page(
+        &s,
         "Providers",
         "/providers",
         html! {

@@ -5,6 +5,7 @@ pub mod callbacks;
 pub mod dashboard;
 pub mod openapi;
 pub mod orders;
+pub mod serve;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,6 +40,13 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub endpoints: Arc<Vec<crate::config::EndpointConfig>>,
     pub filters: Arc<Vec<lunas_store::EndpointFilter>>,
+    /// Refused callbacks kept as evidence, per account and kind of refusal.
+    pub refusals: Arc<crate::limits::KeyedBuckets>,
+    /// Dashboard logins per client address.
+    pub logins: Arc<crate::limits::KeyedBuckets>,
+    /// How long a dashboard login lasts, and whether its cookie is `Secure`.
+    pub session_ttl: std::time::Duration,
+    pub secure_cookies: bool,
 }
 
 /// The gateway's routes.
@@ -78,6 +86,13 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            serve::BodyBounds {
+                limit: state.body_limit,
+                read_timeout: state.read_timeout,
+            },
+            serve::bounded_body,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn(request_span))
         .with_state(state)

@@ -1,0 +1,16 @@
+-- Dashboard sessions: random ids, kept only as SHA-256 digests, each with an expiry; logging
+-- out deletes the row, so a copied cookie stops working everywhere at once.
+CREATE TABLE sessions (
+    id_digest   TEXT PRIMARY KEY,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    remote_addr TEXT
+);
+CREATE INDEX sessions_expiry ON sessions (expires_at);
+
+-- Readiness writes here: ready means a write could be committed just now (not only that a
+-- connection answers), so a full disk or a held lock shows as not ready.
+CREATE TABLE heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at INTEGER NOT NULL
+);
