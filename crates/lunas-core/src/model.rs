@@ -482,7 +482,26 @@ pub enum ObservationVerdict {
     NotFound,
 }
 
+/// The most observations one transaction keeps in full. Beyond it, a message that changes
+/// nothing is counted on the latest observation of the same verdict instead of stored, so a
+/// flood naming one transaction cannot grow its timeline (or the disk) without bound.
+pub const MAX_OBSERVATIONS_PER_TRANSACTION: i64 = 200;
+
 impl ObservationVerdict {
+    /// A message with this verdict changed nothing: a repeat of it need not be stored again
+    /// (it is counted on the observation it repeats).
+    pub fn changes_nothing(self) -> bool {
+        matches!(
+            self,
+            ObservationVerdict::Duplicate
+                | ObservationVerdict::Stale
+                | ObservationVerdict::BadSignature
+                | ObservationVerdict::Malformed
+                | ObservationVerdict::ForbiddenSource
+                | ObservationVerdict::CheckFailed
+        )
+    }
+
     pub const ALL: [ObservationVerdict; 18] = [
         ObservationVerdict::Created,
         ObservationVerdict::Applied,
@@ -703,6 +722,14 @@ pub struct Observation {
     pub body_size: usize,
     pub verdict: ObservationVerdict,
     pub detail: Option<String>,
+    /// SHA-256 of the body as received (hex); kept when the body itself is pruned.
+    pub body_sha256: Option<String>,
+    /// How many more times the same message (or, past the per-transaction cap, one with the
+    /// same verdict) arrived after this one; the last of them at `last_received_at`.
+    pub repeats: i64,
+    pub last_received_at: Option<OffsetDateTime>,
+    /// When retention erased the body (the digest stays).
+    pub pruned_at: Option<OffsetDateTime>,
 }
 
 impl Observation {
@@ -719,8 +746,15 @@ impl Observation {
         m.insert("body_size".into(), json!(self.body_size));
         m.insert(
             "body_truncated".into(),
-            json!(self.body.len() < self.body_size),
+            json!(self.pruned_at.is_none() && self.body.len() < self.body_size),
         );
+        m.insert("body_sha256".into(), json!(self.body_sha256));
+        m.insert("repeats".into(), json!(self.repeats));
+        m.insert(
+            "last_received_at".into(),
+            json!(self.last_received_at.map(rfc3339)),
+        );
+        m.insert("body_pruned_at".into(), json!(self.pruned_at.map(rfc3339)));
         Value::Object(m)
     }
 }

@@ -6,7 +6,8 @@ pub(crate) const TX_COLUMNS: &str =
      activation_code, balance_after, total_paid, payments, created_at, updated_at, unconfirmed, \
      next_check_at, check_attempts, extra";
 
-pub(crate) const OBSERVATION_COLUMNS: &str = "id, provider_id, ref, source, received_at, content_type, remote_addr, body, body_size, verdict, detail";
+pub(crate) const OBSERVATION_COLUMNS: &str = "id, provider_id, ref, source, received_at, content_type, remote_addr, body, body_size, verdict, detail, \
+     body_sha256, repeats, last_received_at, pruned_at";
 
 pub(crate) const EVENT_COLUMNS: &str = "seq, id, type, transaction_id, created_at, data";
 

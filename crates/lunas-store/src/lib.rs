@@ -161,6 +161,13 @@ pub trait Store: Send + Sync + 'static {
     async fn endpoint_stats(&self) -> Result<Vec<EndpointStats>, StoreError>;
 }
 
+/// The digest kept with every observation's body (hex SHA-256): repeats are recognised by it,
+/// and it stays when retention erases the body.
+pub(crate) fn body_digest(body: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(body))
+}
+
 /// Opens the store a URL names (`sqlite://PATH` or `postgres://...`), running its migrations.
 pub async fn open(
     url: &str,

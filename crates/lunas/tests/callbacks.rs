@@ -83,15 +83,18 @@ async fn fifty_copies_of_one_callback_at_once_yield_one_event() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["type"], "transaction.succeeded");
     let tx = gw.transaction("iak", "order050").await.unwrap();
-    let verdicts: Vec<&str> = tx["timeline"]
+    let verdicts = arrivals(&tx, |_| true);
+    assert_eq!(verdicts.len(), 50, "every copy is counted as evidence");
+    assert_eq!(verdicts.iter().filter(|v| *v == "duplicate").count(), 49);
+    // ...and the copies are stored once: the first and one duplicate counted 48 more times.
+    let kept: Vec<_> = tx["timeline"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["type"] == "observation")
-        .map(|e| e["verdict"].as_str().unwrap())
+        .map(|e| (e["verdict"].as_str().unwrap(), e["repeats"].as_i64().unwrap()))
         .collect();
-    assert_eq!(verdicts.len(), 50, "every copy is evidence");
-    assert_eq!(verdicts.iter().filter(|v| **v == "duplicate").count(), 49);
+    assert_eq!(kept, [("created", 0), ("duplicate", 48)]);
 }
 
 #[tokio::test]

@@ -40,7 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_extra.sql"),
     include_str!("../../migrations/postgres/0003_latency_us.sql"),
-    include_str!("../../migrations/postgres/0004_sessions.sql"),
+    include_str!("../../migrations/postgres/0004_sessions_evidence.sql"),
 ];
 
 /// The advisory lock migrations run under.

@@ -78,6 +78,10 @@ pub(crate) fn observation_from_row(r: &PgRow) -> Result<Observation, sqlx::Error
         body_size: r.try_get::<i64, _>(8)? as usize,
         verdict: ObservationVerdict::parse(&verdict).ok_or_else(|| bad(9, "verdict", &verdict))?,
         detail: r.try_get(10)?,
+        body_sha256: r.try_get(11)?,
+        repeats: r.try_get::<i64, _>(12)?,
+        last_received_at: r.try_get::<Option<i64>, _>(13)?.map(from_millis),
+        pruned_at: r.try_get::<Option<i64>, _>(14)?.map(from_millis),
     })
 }
 

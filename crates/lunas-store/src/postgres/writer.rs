@@ -564,10 +564,25 @@ async fn insert_observation(
     record: Option<&TxRecord>,
     linked: Option<i64>,
 ) -> Result<i64, sqlx::Error> {
+    let transaction_id = record.map(|r| r.id).or(linked);
+    let digest = crate::body_digest(&obs.body);
+    let at = to_millis(obs.received_at);
+    if let (Some(tx), true) = (transaction_id, verdict.changes_nothing()) {
+        if let Some(id) = repeated(c, tx, &digest, verdict).await? {
+            sqlx::query(
+                "UPDATE observations SET repeats = repeats + 1, last_received_at = $1 WHERE id = $2",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+            return Ok(id);
+        }
+    }
     sqlx::query_scalar(
         "INSERT INTO observations (provider_id, ref, transaction_id, source, received_at, content_type, \
-         remote_addr, body, body_size, verdict, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         RETURNING id",
+         remote_addr, body, body_size, verdict, detail, body_sha256) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(&obs.provider_id)
     .bind(
@@ -575,16 +590,55 @@ async fn insert_observation(
             .as_deref()
             .or(record.map(|r| r.reference.as_str())),
     )
-    .bind(record.map(|r| r.id).or(linked))
+    .bind(transaction_id)
     .bind(obs.source.as_str())
-    .bind(to_millis(obs.received_at))
+    .bind(at)
     .bind(&obs.content_type)
     .bind(&obs.remote_addr)
     .bind(&obs.body)
     .bind(obs.body_size as i64)
     .bind(verdict.as_str())
     .bind(&obs.detail)
+    .bind(&digest)
     .fetch_one(&mut *c)
+    .await
+}
+
+/// The observation a message that changed nothing repeats: one of the transaction's with the
+/// same body and verdict, or — once the transaction holds its cap of observations — its latest with the
+/// same verdict.
+async fn repeated(
+    c: &mut PgConnection,
+    transaction_id: i64,
+    digest: &str,
+    verdict: ObservationVerdict,
+) -> Result<Option<i64>, sqlx::Error> {
+    let same_body: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM observations WHERE transaction_id = $1 AND body_sha256 = $2 \
+         AND verdict = $3 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(transaction_id)
+    .bind(digest)
+    .bind(verdict.as_str())
+    .fetch_optional(&mut *c)
+    .await?;
+    if same_body.is_some() {
+        return Ok(same_body);
+    }
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM observations WHERE transaction_id = $1")
+        .bind(transaction_id)
+        .fetch_one(&mut *c)
+        .await?;
+    if kept < lunas_core::MAX_OBSERVATIONS_PER_TRANSACTION {
+        return Ok(None);
+    }
+    sqlx::query_scalar(
+        "SELECT id FROM observations WHERE transaction_id = $1 AND verdict = $2 \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(transaction_id)
+    .bind(verdict.as_str())
+    .fetch_optional(&mut *c)
     .await
 }
 

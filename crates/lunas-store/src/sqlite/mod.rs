@@ -31,7 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_due_by_provider.sql"),
     include_str!("../../migrations/sqlite/0006_extra.sql"),
     include_str!("../../migrations/sqlite/0007_latency_us.sql"),
-    include_str!("../../migrations/sqlite/0008_sessions.sql"),
+    include_str!("../../migrations/sqlite/0008_sessions_evidence.sql"),
 ];
 
 const READERS: usize = 4;

@@ -72,6 +72,10 @@ pub(crate) fn observation_from_row(r: &Row<'_>) -> rusqlite::Result<Observation>
         body_size: r.get::<_, i64>(8)? as usize,
         verdict: ObservationVerdict::parse(&verdict).ok_or_else(|| bad(9, "verdict", &verdict))?,
         detail: r.get(10)?,
+        body_sha256: r.get(11)?,
+        repeats: r.get::<_, i64>(12)?,
+        last_received_at: r.get::<_, Option<i64>>(13)?.map(from_millis),
+        pruned_at: r.get::<_, Option<i64>>(14)?.map(from_millis),
     })
 }
 

@@ -419,24 +419,71 @@ fn insert_observation(
     record: Option<&TxRecord>,
     linked: Option<i64>,
 ) -> rusqlite::Result<i64> {
+    let transaction_id = record.map(|r| r.id).or(linked);
+    let digest = crate::body_digest(&obs.body);
+    let at = to_millis(obs.received_at);
+    if let (Some(tx), true) = (transaction_id, verdict.changes_nothing()) {
+        if let Some(id) = repeated(c, tx, &digest, verdict)? {
+            c.prepare_cached(
+                "UPDATE observations SET repeats = repeats + 1, last_received_at = ?1 WHERE id = ?2",
+            )?
+            .execute(params![at, id])?;
+            return Ok(id);
+        }
+    }
     c.prepare_cached(
         "INSERT INTO observations (provider_id, ref, transaction_id, source, received_at, content_type, \
-         remote_addr, body, body_size, verdict, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         remote_addr, body, body_size, verdict, detail, body_sha256) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         obs.provider_id,
         obs.reference.as_deref().or(record.map(|r| r.reference.as_str())),
-        record.map(|r| r.id).or(linked),
+        transaction_id,
         obs.source.as_str(),
-        to_millis(obs.received_at),
+        at,
         obs.content_type,
         obs.remote_addr,
         obs.body,
         obs.body_size as i64,
         verdict.as_str(),
         obs.detail,
+        digest,
     ])?;
     Ok(c.last_insert_rowid())
+}
+
+/// The observation a message that changed nothing repeats: one of the transaction's with the
+/// same body and verdict, or — once the transaction holds its cap of observations — its latest with the
+/// same verdict.
+fn repeated(
+    c: &Connection,
+    transaction_id: i64,
+    digest: &str,
+    verdict: ObservationVerdict,
+) -> rusqlite::Result<Option<i64>> {
+    let same_body = c
+        .prepare_cached(
+            "SELECT id FROM observations WHERE transaction_id = ?1 AND body_sha256 = ?2 \
+             AND verdict = ?3 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![transaction_id, digest, verdict.as_str()], |r| r.get(0))
+        .optional()?;
+    if same_body.is_some() {
+        return Ok(same_body);
+    }
+    let kept: i64 = c
+        .prepare_cached("SELECT count(*) FROM observations WHERE transaction_id = ?1")?
+        .query_row([transaction_id], |r| r.get(0))?;
+    if kept < lunas_core::MAX_OBSERVATIONS_PER_TRANSACTION {
+        return Ok(None);
+    }
+    c.prepare_cached(
+        "SELECT id FROM observations WHERE transaction_id = ?1 AND verdict = ?2 \
+         ORDER BY id DESC LIMIT 1",
+    )?
+    .query_row(params![transaction_id, verdict.as_str()], |r| r.get(0))
+    .optional()
 }
 
 /// Keeps the balance history, and raises the provider-level events of a reported balance

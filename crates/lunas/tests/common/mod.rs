@@ -440,19 +440,14 @@ impl TestGateway {
         })
     }
 
-    /// The verdicts of a transaction's observations, oldest first.
+    /// The verdict of every message a transaction's observations record, oldest first (an
+    /// observation that was repeated counts once per arrival).
     pub async fn verdicts(&self, provider: &str, reference: &str) -> Vec<String> {
         let tx = self
             .transaction(provider, reference)
             .await
             .unwrap_or_else(|| panic!("{provider}/{reference} is known"));
-        tx["timeline"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["type"] == "observation")
-            .map(|e| e["verdict"].as_str().unwrap().to_owned())
-            .collect()
+        arrivals(&tx, |_| true)
     }
 
     /// The event types in the feed, oldest first.
@@ -693,4 +688,19 @@ pub fn chunked_post(path: &str, body: &[u8], chunk: usize) -> Vec<u8> {
     }
     out.extend_from_slice(b"0\r\n\r\n");
     out
+}
+
+/// The verdict of every message the observations of `tx` (a transaction as the API shows it)
+/// record that `keep` selects, oldest first: a repeated observation counts once per arrival.
+pub fn arrivals(tx: &Value, keep: impl Fn(&Value) -> bool) -> Vec<String> {
+    tx["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "observation" && keep(e))
+        .flat_map(|e| {
+            let n = 1 + e["repeats"].as_u64().unwrap_or(0) as usize;
+            std::iter::repeat_n(e["verdict"].as_str().unwrap().to_owned(), n)
+        })
+        .collect()
 }

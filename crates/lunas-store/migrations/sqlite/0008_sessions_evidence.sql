@@ -14,3 +14,12 @@ CREATE TABLE heartbeat (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at INTEGER NOT NULL
 );
+
+-- Bounded evidence: a repeated message is counted on the observation it repeats (repeats,
+-- last_received_at) instead of stored again; the body's digest stays when retention erases
+-- the body itself (pruned_at).
+ALTER TABLE observations ADD COLUMN body_sha256 TEXT;
+ALTER TABLE observations ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE observations ADD COLUMN last_received_at INTEGER;
+ALTER TABLE observations ADD COLUMN pruned_at INTEGER;
+CREATE INDEX observations_received ON observations (received_at);
