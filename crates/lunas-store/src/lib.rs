@@ -50,8 +50,12 @@ pub trait Store: Send + Sync + 'static {
         reference: &str,
     ) -> Result<Option<TxRecord>, StoreError>;
 
-    /// A transaction's observations and events, oldest first.
-    async fn timeline(&self, transaction_id: i64) -> Result<Timeline, StoreError>;
+    /// A transaction's observations (one page) and events, oldest first.
+    async fn timeline(
+        &self,
+        transaction_id: i64,
+        page: TimelinePage,
+    ) -> Result<Timeline, StoreError>;
 
     /// Transactions matching `query`, newest first, one page.
     async fn list_transactions(&self, query: &TxQuery) -> Result<Page<TxRecord>, StoreError>;
@@ -159,6 +163,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Delivery counters per endpoint.
     async fn endpoint_stats(&self) -> Result<Vec<EndpointStats>, StoreError>;
+}
+
+/// Turns up to `limit + 1` observations read newest first into one page, oldest first, and
+/// the cursor of the older page if the extra one was there.
+pub(crate) fn older(observations: &mut Vec<Observation>, limit: usize) -> Option<i64> {
+    let more = observations.len() > limit;
+    observations.truncate(limit);
+    observations.reverse();
+    more.then(|| observations.first().map(|o| o.id)).flatten()
 }
 
 /// The digest kept with every observation's body (hex SHA-256): repeats are recognised by it,

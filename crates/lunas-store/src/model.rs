@@ -154,7 +154,10 @@ pub struct Page<T> {
 /// A transaction's evidence.
 #[derive(Debug, Clone, Default)]
 pub struct Timeline {
+    /// One page of observations: the newest `limit` before the page's cursor, oldest first.
     pub observations: Vec<Observation>,
+    /// The cursor of the page of older observations, when there are any.
+    pub older_observations: Option<i64>,
     pub events: Vec<Event>,
     /// Deliveries of those events, each with its attempts.
     pub deliveries: Vec<Delivery>,
@@ -265,4 +268,23 @@ pub struct SessionRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub remote_addr: Option<String>,
+}
+
+/// Which observations of a transaction's timeline to read: the newest `limit` with an id below
+/// `before` (all when `before` is `None`). Events and deliveries come whole: their number is
+/// bounded by the transaction's state changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimelinePage {
+    pub limit: usize,
+    pub before: Option<i64>,
+}
+
+impl TimelinePage {
+    /// The newest `limit` observations.
+    pub fn newest(limit: usize) -> Self {
+        TimelinePage {
+            limit,
+            before: None,
+        }
+    }
 }

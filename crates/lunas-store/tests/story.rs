@@ -11,7 +11,7 @@ use lunas_protocol::{State, TxKind};
 use lunas_store::sqlite::SqliteStore;
 use lunas_store::{
     AttemptNext, AttemptRecord, EndpointFilter, Ingest, Registration, Store, StoreError,
-    StoreOptions, TxQuery,
+    SessionRow, StoreOptions, TimelinePage, TxQuery,
 };
 use time::OffsetDateTime;
 
@@ -173,7 +173,7 @@ async fn a_callback_is_stored_with_its_evidence_and_events_and_survives_a_restar
         .expect("kept across restart");
     assert_eq!(tx.state, State::Succeeded);
     assert_eq!(tx.balance_after, Some(996_994_749));
-    let timeline = store.timeline(tx.id).await.unwrap();
+    let timeline = store.timeline(tx.id, TimelinePage::newest(100)).await.unwrap();
     let verdicts: Vec<_> = timeline.observations.iter().map(|o| o.verdict).collect();
     assert_eq!(
         verdicts,
@@ -598,5 +598,69 @@ async fn deliveries_keep_order_per_transaction_whichever_node_claims() {
         assert_eq!(next[0].event.event_type.as_str(), "transaction.succeeded");
         let stats = b.endpoint_stats().await.unwrap();
         assert_eq!((stats[0].pending, stats[0].delivered), (1, 1));
+    }
+}
+
+#[tokio::test]
+async fn timelines_come_in_pages_of_observations_newest_first() {
+    for db in backends().await {
+        eprintln!("backend: {}", db.label());
+        let store = db.open().await;
+        // Eleven distinct messages about one transaction (each body differs).
+        for i in 0..11 {
+            let state = if i == 0 { State::Pending } else { State::Succeeded };
+            store
+                .ingest(Ingest::accepted(
+                    observation("iak", "paged", &format!("{{\"n\":{i}}}")),
+                    fact("paged", state, None),
+                ))
+                .await
+                .unwrap();
+        }
+        let tx = store.transaction("iak", "paged").await.unwrap().unwrap();
+        let mut seen = Vec::new();
+        let mut page = TimelinePage::newest(4);
+        loop {
+            let t = store.timeline(tx.id, page).await.unwrap();
+            let bodies: Vec<String> = t
+                .observations
+                .iter()
+                .map(|o| String::from_utf8(o.body.clone()).unwrap())
+                .collect();
+            assert!(bodies.len() <= 4);
+            // Each page is in time order, and comes before the page already seen.
+            seen.splice(0..0, bodies);
+            assert_eq!(t.events.len(), 2, "events come whole");
+            match t.older_observations {
+                Some(before) => page.before = Some(before),
+                None => break,
+            }
+        }
+        let expected: Vec<String> = (0..11).map(|i| format!("{{\"n\":{i}}}")).collect();
+        assert_eq!(seen, expected);
+    }
+}
+
+#[tokio::test]
+async fn sessions_expire_and_end_and_readiness_writes() {
+    for db in backends().await {
+        eprintln!("backend: {}", db.label());
+        let store = db.open().await;
+        store.ping().await.unwrap();
+        let row = SessionRow {
+            id_digest: "a".repeat(64),
+            created_at: 1_000,
+            expires_at: 2_000,
+            remote_addr: Some("192.0.2.1".into()),
+        };
+        store.start_session(row.clone()).await.unwrap();
+        assert_eq!(store.session(&row.id_digest, 1_999).await.unwrap(), Some(row.clone()));
+        assert_eq!(store.session(&row.id_digest, 2_000).await.unwrap(), None, "expired");
+        assert_eq!(store.session(&"b".repeat(64), 1_500).await.unwrap(), None);
+        // Another node sees it; ending it ends it for every node.
+        let other = db.open().await;
+        assert!(other.session(&row.id_digest, 1_500).await.unwrap().is_some());
+        other.end_session(&row.id_digest, 1_500).await.unwrap();
+        assert_eq!(store.session(&row.id_digest, 1_500).await.unwrap(), None);
     }
 }

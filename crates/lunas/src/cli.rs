@@ -767,7 +767,9 @@ async fn tx(path: Option<PathBuf>, cmd: TxCommand) -> Result<ExitCode, String> {
                     "no transaction {reference:?} for provider {provider_id:?}"
                 ));
             };
-            let timeline = store.timeline(tx.id).await.map_err(|e| e.to_string())?;
+            let timeline = store
+                .timeline(tx.id, lunas_store::TimelinePage::newest(crate::http::api::TIMELINE_PAGE_MAX as usize))
+                .await.map_err(|e| e.to_string())?;
             let body = crate::http::api::detail_json(&tx, &timeline);
             println!(
                 "{}",

@@ -72,11 +72,24 @@ async fn a_transaction_keeps_a_bounded_number_of_observations_that_changed_nothi
         let body = padded("flooded", PrepaidStatus::Success, &format!("pad-{i}"));
         assert_eq!(gw.callback("iak", body, &[]).await.0, 200);
     }
-    let tx = gw.transaction("iak", "flooded").await.unwrap();
+    let (_, tx) = gw
+        .get("/api/v1/transactions/iak/flooded?observations_limit=200")
+        .await;
     let rows = kept(&tx);
     assert_eq!(rows.len(), cap, "{rows:?}");
+    assert_eq!(tx["older_observations"], serde_json::Value::Null);
     assert_eq!(rows.last().unwrap(), &("duplicate".to_owned(), 50));
-    assert_eq!(gw.verdicts("iak", "flooded").await.len(), cap + 50);
+    // The API shows a page (50 by default) and the cursor of the older ones.
+    let tx = gw.transaction("iak", "flooded").await.unwrap();
+    assert_eq!(kept(&tx).len(), 50);
+    let before = tx["older_observations"].as_i64().expect("a cursor");
+    let (_, older) = gw
+        .get(&format!(
+            "/api/v1/transactions/iak/flooded?observations_before={before}&observations_limit=200"
+        ))
+        .await;
+    assert_eq!(kept(&older).len(), cap - 50);
+    assert_eq!(older["older_observations"], serde_json::Value::Null);
     // A message that changes something is always kept, also past the cap.
     let failed = padded("flooded", PrepaidStatus::Failed, "a different outcome");
     gw.callback("iak", failed, &[]).await;

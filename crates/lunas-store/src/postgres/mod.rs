@@ -213,12 +213,19 @@ impl Store for PostgresStore {
         .map_err(unavailable)
     }
 
-    async fn timeline(&self, transaction_id: i64) -> Result<Timeline, StoreError> {
+    async fn timeline(
+        &self,
+        transaction_id: i64,
+        page: TimelinePage,
+    ) -> Result<Timeline, StoreError> {
         let run = async {
-            let observations = sqlx::query(&format!(
-                "SELECT {OBSERVATION_COLUMNS} FROM observations WHERE transaction_id = $1 ORDER BY id"
+            let mut observations = sqlx::query(&format!(
+                "SELECT {OBSERVATION_COLUMNS} FROM observations WHERE transaction_id = $1 \
+                 AND id < $2 ORDER BY id DESC LIMIT $3"
             ))
             .bind(transaction_id)
+            .bind(page.before.unwrap_or(i64::MAX))
+            .bind(page.limit as i64 + 1)
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -244,8 +251,10 @@ impl Store for PostgresStore {
             .map(delivery_from_row)
             .collect::<Result<Vec<_>, _>>()?;
             with_history(&self.pool, &mut deliveries).await?;
+            let older_observations = crate::older(&mut observations, page.limit);
             Ok::<_, sqlx::Error>(Timeline {
                 observations,
+                older_observations,
                 events,
                 deliveries,
             })

@@ -199,14 +199,27 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn timeline(&self, transaction_id: i64) -> Result<Timeline, StoreError> {
+    async fn timeline(
+        &self,
+        transaction_id: i64,
+        page: TimelinePage,
+    ) -> Result<Timeline, StoreError> {
         self.read(move |c| {
-            let observations = c
+            let mut observations = c
                 .prepare_cached(&format!(
-                    "SELECT {OBSERVATION_COLUMNS} FROM observations WHERE transaction_id = ?1 ORDER BY id"
+                    "SELECT {OBSERVATION_COLUMNS} FROM observations WHERE transaction_id = ?1 \
+                     AND id < ?2 ORDER BY id DESC LIMIT ?3"
                 ))?
-                .query_map([transaction_id], observation_from_row)?
+                .query_map(
+                    params![
+                        transaction_id,
+                        page.before.unwrap_or(i64::MAX),
+                        page.limit as i64 + 1
+                    ],
+                    observation_from_row,
+                )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            let older_observations = crate::older(&mut observations, page.limit);
             let events = c
                 .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE transaction_id = ?1 ORDER BY seq"))?
                 .query_map([transaction_id], event_from_row)?
@@ -221,7 +234,12 @@ impl Store for SqliteStore {
             for d in &mut deliveries {
                 d.history = attempts_of(c, d.id)?;
             }
-            Ok(Timeline { observations, events, deliveries })
+            Ok(Timeline {
+                observations,
+                older_observations,
+                events,
+                deliveries,
+            })
         })
         .await
     }

@@ -210,13 +210,37 @@ pub async fn list_transactions(
     })))
 }
 
-/// `GET /api/v1/transactions/{provider_id}/{ref}`: the transaction and its timeline.
+#[derive(Debug, Default, Deserialize)]
+pub struct TimelineParams {
+    observations_before: Option<String>,
+    observations_limit: Option<String>,
+}
+
+/// Observations per timeline page when the request names none, and at most.
+pub const TIMELINE_PAGE: usize = 50;
+pub const TIMELINE_PAGE_MAX: i64 = 200;
+
+/// `GET /api/v1/transactions/{provider_id}/{ref}`: the transaction and its timeline (the newest
+/// observations; `older_observations` is the cursor of the page before them).
 pub async fn show_transaction(
     State(app): State<AppState>,
     Path((provider_id, reference)): Path<(String, String)>,
+    Query(p): Query<TimelineParams>,
 ) -> Result<Json<Value>, ApiError> {
+    let limit = int_param("observations_limit", &p.observations_limit)?
+        .unwrap_or(TIMELINE_PAGE as i64);
+    if !(1..=TIMELINE_PAGE_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("observations_limit: must be between 1 and {TIMELINE_PAGE_MAX}"),
+        ));
+    }
+    let page = lunas_store::TimelinePage {
+        limit: limit as usize,
+        before: int_param("observations_before", &p.observations_before)?,
+    };
     let tx = find_transaction(&app, &provider_id, &reference).await?;
-    let timeline = app.store.timeline(tx.id).await?;
+    let timeline = app.store.timeline(tx.id, page).await?;
     Ok(Json(detail_json(&tx, &timeline)))
 }
 
@@ -268,6 +292,8 @@ pub fn detail_json(tx: &lunas_core::TxRecord, timeline: &lunas_store::Timeline) 
     // When lunas will next ask the provider (null: nothing left to ask).
     body["next_check_at"] = json!(tx.next_check_at.map(lunas_core::rfc3339));
     body["timeline"] = Value::Array(entries.into_iter().map(|(_, _, v)| v).collect());
+    // Older observations are a page away: pass this as `observations_before`.
+    body["older_observations"] = json!(timeline.older_observations);
     body["deliveries"] = Value::Array(timeline.deliveries.iter().map(|d| d.to_json()).collect());
     body
 }

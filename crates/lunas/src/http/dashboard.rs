@@ -564,6 +564,8 @@ const LIVE_ROWS: &str = r#"
 #[derive(Deserialize, Default)]
 pub struct DetailQuery {
     flash: Option<String>,
+    /// Show the observations older than this one (a page of the timeline).
+    before: Option<String>,
 }
 
 async fn transaction(
@@ -583,7 +585,18 @@ async fn transaction(
         }
         Err(e) => return super::ApiError::from(e).into_response(),
     };
-    let timeline = match app.store.timeline(tx.id).await {
+    let before = q.before.as_deref().and_then(|b| b.parse::<i64>().ok());
+    let timeline = match app
+        .store
+        .timeline(
+            tx.id,
+            lunas_store::TimelinePage {
+                limit: super::api::TIMELINE_PAGE,
+                before,
+            },
+        )
+        .await
+    {
         Ok(t) => t,
         Err(e) => return super::ApiError::from(e).into_response(),
     };
@@ -657,6 +670,15 @@ async fn transaction(
                 }
             }
             h2 { "Timeline" }
+            @if before.is_some() {
+                p { a href=(tx_link(&tx)) { "← The newest observations" } }
+            }
+            @if let Some(older) = timeline.older_observations {
+                p.muted {
+                    "Showing the " (timeline.observations.len()) " most recent observations of this page. "
+                    a href=(format!("{}?before={older}", tx_link(&tx))) { "Older observations →" }
+                }
+            }
             table.timeline {
                 thead { tr { th { "When (UTC)" } th { "What" } th { "Detail" } } }
                 tbody {
@@ -668,7 +690,14 @@ async fn transaction(
                                 td {
                                     @if let Some(d) = &o.detail { div { (d) } }
                                     @if let Some(a) = &o.remote_addr { div.muted { "from " (a) } }
-                                    details { summary { "raw body (" (o.body_size) " bytes" @if o.body.len() < o.body_size { ", truncated" } ")" } pre { (masked_body(&o.body)) } }
+                                    @if o.repeats > 0 {
+                                        div.muted { "the same message came " (o.repeats) " more time" @if o.repeats > 1 { "s" } @if let Some(t) = o.last_received_at { ", last at " (when(t)) } }
+                                    }
+                                    @if o.pruned_at.is_some() {
+                                        div.muted { "raw body (" (o.body_size) " bytes) erased by retention; SHA-256 " code { (o.body_sha256.as_deref().unwrap_or("-")) } }
+                                    } @else {
+                                        details { summary { "raw body (" (o.body_size) " bytes" @if o.body.len() < o.body_size { ", truncated" } ")" } pre { (masked_body(&o.body)) } }
+                                    }
                                 }
                             },
                             Entry::Event(e) => tr {
@@ -825,22 +854,42 @@ async fn redeliver_transaction(
 // ---------------------------------------------------------------------------------------------
 // Needs review
 
-async fn review(s: Session, State(app): State<AppState>) -> Response {
-    let flagged = match app
+/// Cases per page of the review queue, and observations read per case.
+const REVIEW_PAGE: usize = 20;
+const REVIEW_OBSERVATIONS: usize = 20;
+
+#[derive(Deserialize, Default)]
+pub struct ReviewQuery {
+    cursor: Option<String>,
+}
+
+async fn review(
+    s: Session,
+    State(app): State<AppState>,
+    Query(q): Query<ReviewQuery>,
+) -> Response {
+    let (flagged, next) = match app
         .store
         .list_transactions(&TxQuery {
             needs_review: Some(true),
-            limit: 50,
+            limit: REVIEW_PAGE,
+            cursor: nonempty(&q.cursor).and_then(|c| c.parse().ok()),
             ..TxQuery::default()
         })
         .await
     {
-        Ok(p) => p.items,
+        Ok(p) => (p.items, p.next_cursor),
         Err(e) => return super::ApiError::from(e).into_response(),
     };
+    let first_page = q.cursor.is_none();
     let mut cases = Vec::new();
     for tx in flagged {
-        let timeline = match app.store.timeline(tx.id).await {
+        // The latest observations suffice to show what was kept and what contradicted it.
+        let timeline = match app
+            .store
+            .timeline(tx.id, lunas_store::TimelinePage::newest(REVIEW_OBSERVATIONS))
+            .await
+        {
             Ok(t) => t,
             Err(e) => return super::ApiError::from(e).into_response(),
         };
@@ -909,7 +958,8 @@ async fn review(s: Session, State(app): State<AppState>) -> Response {
         "Needs review",
         "/review",
         html! {
-            h1 { "Needs review (" (cases.len()) ")" }
+            h1 { "Needs review" }
+            @if !first_page { p { a href="/review" { "← The newest cases" } } }
             @if cases.is_empty() { p.muted { "Nothing to review." } }
             @for (tx, kept, contradicting, why) in &cases {
                 h2 { a href=(tx_link(tx)) { (tx.provider_id) " / " (tx.reference) } " " (state_badge(tx.state)) }
@@ -925,6 +975,9 @@ async fn review(s: Session, State(app): State<AppState>) -> Response {
                 }
                 div.grid { (side("The outcome lunas kept", kept)) (side("What contradicted it", contradicting)) }
                 (resolve_form(&format!("{}/resolve", tx_link(tx)), &s.csrf, tx))
+            }
+            @if let Some(cursor) = next {
+                p { a href=(format!("/review?cursor={cursor}")) { "More cases →" } }
             }
         },
     )

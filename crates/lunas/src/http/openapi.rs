@@ -226,6 +226,7 @@ fn answer_schemas() -> Vec<(&'static str, &'static str, &'static str, Value)> {
                 "timeline": {"type": "array", "items": {"type": "object", "required": ["type", "at"], "properties": {
                     "type": {"enum": ["observation", "event", "delivery_attempt"]}, "at": {"type": "string", "format": "date-time"}}}},
                 "deliveries": {"type": "array"},
+                "older_observations": {"type": ["integer", "null"], "description": "Pass as observations_before to read the older observations"},
                 "next_check_at": {"type": ["string", "null"], "format": "date-time"}}}]}),
             ),
         ),
@@ -390,11 +391,14 @@ fn document_body() -> Value {
                 }
             },
             TRANSACTION: {"get": {
-                "summary": "A transaction with its timeline of observations and events",
+                "summary": "A transaction with its timeline: its events, and a page of its observations (the newest 50 unless asked otherwise)",
                 "security": bearer,
-                "parameters": [path("provider_id"), path("ref")],
+                "parameters": [path("provider_id"), path("ref"),
+                    query("observations_before", "read the observations older than this id (the answer's older_observations)"),
+                    query("observations_limit", "observations per page, 1..200, default 50")],
                 "responses": {
                     "200": {"description": "The transaction and `timeline`"},
+                    "400": error_response("A bad query value"),
                     "401": error_response("Missing or wrong admin token"),
                     "404": error_response("No such transaction")
                 }

@@ -436,6 +436,7 @@ impl TestGateway {
             m.remove("timeline");
             m.remove("deliveries");
             m.remove("next_check_at");
+            m.remove("older_observations");
             t
         })
     }
