@@ -83,6 +83,46 @@ pub(crate) fn decode(bytes: &[u8], envelope: Envelope) -> Result<(Format, Map<St
     }
 }
 
+/// The IAK fields lunas decides on: repeated with different values, a message is refused
+/// (see [`crate::json`]); XML repeats them as sibling elements, held to the same rule.
+const IAK_DECISIVE: &[&str] = &[
+    "data", "ref_id", "tr_id", "status", "rc", "response_code", "sign", "price", "balance",
+    "sn", "pin", "activation_code", "code", "product_code", "customer_id", "hp", "nominal",
+    "admin", "amount", "selling_price", "period",
+];
+
+/// Applies the repeated-key rule to XML: sibling elements with the same name arrive as a list.
+/// A list of texts under a decisive name is one value if they agree, else refused; under any
+/// other name the last text is kept. Lists of elements (bills, price lists) are lists.
+fn collapse_repeats(value: &mut Value) -> Result<()> {
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields.iter_mut() {
+                if let Value::Array(items) = field {
+                    if !items.is_empty() && items.iter().all(Value::is_string) {
+                        let last = items.last().cloned().unwrap_or(Value::Null);
+                        if IAK_DECISIVE.contains(&key.as_str()) && items.iter().any(|i| *i != last) {
+                            return Err(ProtocolError::DuplicateField(format!(
+                                "the element <{key}> appears twice with different values; lunas will not guess which one is meant"
+                            )));
+                        }
+                        *field = last;
+                        continue;
+                    }
+                }
+                collapse_repeats(field)?;
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                collapse_repeats(item)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Decodes an IAK message into the value that holds its fields, whatever its type: the
 /// `data` member (or the whole object, for requests) in JSON, the content of `<mp>` in XML.
 pub(crate) fn decode_value(bytes: &[u8], envelope: Envelope) -> Result<(Format, Value)> {
@@ -90,8 +130,7 @@ pub(crate) fn decode_value(bytes: &[u8], envelope: Envelope) -> Result<(Format, 
     let value = match format {
         Format::Json => {
             let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-            let value: Value = serde_json::from_slice(bytes)
-                .map_err(|e| ProtocolError::InvalidJson(e.to_string()))?;
+            let value = crate::json::parse(bytes, IAK_DECISIVE)?;
             let Value::Object(mut top) = value else {
                 return Err(ProtocolError::Envelope("expected a JSON object".into()));
             };
@@ -110,6 +149,8 @@ pub(crate) fn decode_value(bytes: &[u8], envelope: Envelope) -> Result<(Format, 
                     "expected root element <{XML_ROOT}>, found <{root}>"
                 )));
             }
+            let mut value = value;
+            collapse_repeats(&mut value)?;
             value
         }
     };

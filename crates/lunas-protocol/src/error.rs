@@ -43,6 +43,9 @@ pub enum ProtocolError {
     /// The v1 and v2 names of one field are both present with different values.
     #[error("fields `{first}` and `{second}` are both present and disagree")]
     ConflictingFields { first: String, second: String },
+    /// A field lunas decides on appears twice with different values (see [`crate::json`]).
+    #[error("repeated field: {0}")]
+    DuplicateField(String),
     /// A signature does not verify.
     #[error("signature does not verify")]
     BadSignature,
@@ -64,6 +67,7 @@ impl ProtocolError {
             ProtocolError::InvalidField { .. } => "invalid_field",
             ProtocolError::UnknownValue { .. } => "unknown_value",
             ProtocolError::ConflictingFields { .. } => "conflicting_fields",
+            ProtocolError::DuplicateField(_) => "duplicate_field",
             ProtocolError::BadSignature => "bad_signature",
         }
     }

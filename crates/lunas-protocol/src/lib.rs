@@ -16,6 +16,7 @@ pub mod codec;
 pub mod error;
 mod fields;
 pub mod iak;
+pub mod json;
 pub mod mcp;
 pub mod secret;
 pub mod sign;

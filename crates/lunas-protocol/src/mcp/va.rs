@@ -507,13 +507,11 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             ))
         }
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let tree = crate::json::parse(bytes, MCP_DECISIVE)?;
+    let value = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ProtocolError::InvalidJson(inner.to_string());
-        }
         let msg = inner.to_string();
         // serde reports a missing field as "missing field `name` at line ..".
         if let Some(name) = msg
@@ -533,7 +531,14 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             reason,
         }
     })?;
-    de.end()
-        .map_err(|e| ProtocolError::InvalidJson(e.to_string()))?;
     Ok(value)
 }
+
+/// The MCPayment fields lunas decides on: repeated with different values, a message is refused
+/// (see [`crate::json`]).
+const MCP_DECISIVE: &[&str] = &[
+    "transaction_id", "external_id", "order_id", "transaction_status", "response_code",
+    "currency", "amount", "total_amount", "paid_amount", "total_paid_amount", "refund_amount",
+    "payment_system", "payment_details", "payment_history", "refund_history", "va_number",
+    "is_multi_use", "expired_time", "transaction_type", "reference_id",
+];
