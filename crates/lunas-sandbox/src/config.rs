@@ -67,6 +67,11 @@ pub struct SandboxConfig {
     /// The emulated provider accounts (`[[sandbox.accounts]]`).
     #[serde(default)]
     pub accounts: Vec<AccountConfig>,
+    /// When set, the `/sandbox/*` controls and log (which shows valid signs) answer only
+    /// requests with `Authorization: Bearer <token>`; `env:NAME` reads it from the environment.
+    /// The provider paths need no token: they check their own signatures, as the providers do.
+    #[serde(default)]
+    pub token: Option<SecretSpec>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -79,6 +84,7 @@ impl Default for SandboxConfig {
             listen: default_listen(),
             seed: 0,
             accounts: Vec::new(),
+            token: None,
         }
     }
 }
@@ -412,6 +418,8 @@ pub struct ValidSandbox {
     pub listen: SocketAddr,
     pub seed: u64,
     pub accounts: Vec<Account>,
+    /// Required on `/sandbox/*` when set.
+    pub token: Option<Secret>,
 }
 
 /// A validated account.
@@ -500,10 +508,25 @@ impl SandboxConfig {
                 .check_unique(&account, &accounts, &at)?;
             accounts.push(account);
         }
+        let token = match &self.token {
+            None => None,
+            Some(spec) => {
+                let token = spec.resolve("sandbox.token")?;
+                let t = token.expose();
+                if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(ConfigError::new(
+                        "sandbox.token",
+                        "must be at least 16 visible ASCII characters (no spaces)",
+                    ));
+                }
+                Some(token)
+            }
+        };
         Ok(ValidSandbox {
             listen: self.listen,
             seed: self.seed,
             accounts,
+            token,
         })
     }
 }

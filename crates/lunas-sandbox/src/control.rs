@@ -17,6 +17,9 @@
 //!
 //! Errors are `{"error": {"code", "message"}}`.
 //!
+//! With `sandbox.token` set, every `/sandbox/*` path (these, and the ones a family mounts)
+//! answers only `Authorization: Bearer <token>`; else 401 `unauthorized`.
+//!
 //! These endpoints are the same for every provider: they ask the account's family (the
 //! registry's `Provider`) what it holds under a ref and how a report ends it. A control that
 //! only one family has is mounted by its folder, as MCPayment's `POST /sandbox/va/pay` is
@@ -403,4 +406,36 @@ impl Sandbox {
         }
         items
     }
+}
+
+/// Lets a request to `/sandbox/*` through only with the configured token (when one is).
+pub(crate) async fn require_token(
+    AxumState(sb): AxumState<Sandbox>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let (Some(token), true) = (&sb.inner.token, req.uri().path().starts_with("/sandbox/")) {
+        use subtle::ConstantTimeEq;
+        let given = req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().as_bytes())
+            .unwrap_or_default();
+        if !bool::from(given.ct_eq(token.expose().as_bytes())) {
+            let mut answer = http::error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the sandbox's controls need Authorization: Bearer <sandbox.token>",
+            );
+            answer.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+            return answer;
+        }
+    }
+    next.run(req).await
 }

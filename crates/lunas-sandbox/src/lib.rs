@@ -68,6 +68,8 @@ pub struct Sandbox {
 
 struct Inner {
     accounts: Vec<Account>,
+    /// `sandbox.token`: what `/sandbox/*` requires, when set.
+    token: Option<lunas_protocol::Secret>,
     seed: u64,
     clock: Clock,
     client: reqwest::Client,
@@ -140,6 +142,7 @@ impl Sandbox {
         Ok(Sandbox {
             inner: Arc::new(Inner {
                 accounts: valid.accounts,
+                token: valid.token,
                 seed: valid.seed,
                 clock,
                 client,
@@ -163,8 +166,17 @@ impl Sandbox {
             .route("/sandbox/accounts", get(control::accounts))
             .route("/sandbox/transactions", get(control::transactions))
             .fallback(http::not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                control::require_token,
+            ))
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(self.clone())
+    }
+
+    /// Whether `/sandbox/*` asks for a token.
+    pub fn has_token(&self) -> bool {
+        self.inner.token.is_some()
     }
 
     /// Serves the sandbox on `listener` and sends callbacks in the background until

@@ -461,11 +461,32 @@ async fn sandbox(path: Option<PathBuf>) -> Result<ExitCode, String> {
         tracing::info!(account = %a.id, kind = %a.kind, environment = %a.environment, "sandbox account");
     }
     tracing::info!(%addr, "lunas sandbox listening on http://{addr}");
+    if let Some(warning) = sandbox_exposure(addr, sandbox.has_token()) {
+        tracing::warn!("{warning}");
+    }
     sandbox
         .serve(listener, app::shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What to say when the sandbox can be reached from other machines.
+pub fn sandbox_exposure(addr: std::net::SocketAddr, has_token: bool) -> Option<String> {
+    if addr.ip().is_loopback() {
+        return None;
+    }
+    Some(if has_token {
+        format!(
+            "the sandbox listens on {addr}, reachable from other machines; its /sandbox controls need sandbox.token. \
+             It signs callbacks with its accounts' keys: never give it a production key"
+        )
+    } else {
+        format!(
+            "the sandbox listens on {addr}, reachable from other machines, and its /sandbox controls and log \
+             (which shows valid signs) are open to anyone who reaches it: set sandbox.token, or listen on 127.0.0.1"
+        )
+    })
 }
 
 async fn demo(a: DemoArgs) -> Result<ExitCode, String> {
@@ -891,5 +912,19 @@ fn sign(cmd: SignCommand) -> Result<ExitCode, String> {
             println!("invalid: expected {computed}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+#[cfg(test)]
+mod exposure_tests {
+    #[test]
+    fn a_sandbox_reachable_from_other_machines_is_warned_about() {
+        let local: std::net::SocketAddr = "127.0.0.1:8090".parse().unwrap();
+        let public: std::net::SocketAddr = "0.0.0.0:8090".parse().unwrap();
+        assert_eq!(super::sandbox_exposure(local, false), None);
+        let open = super::sandbox_exposure(public, false).unwrap();
+        assert!(open.contains("open to anyone") && open.contains("sandbox.token"), "{open}");
+        let guarded = super::sandbox_exposure(public, true).unwrap();
+        assert!(guarded.contains("need sandbox.token"), "{guarded}");
     }
 }
