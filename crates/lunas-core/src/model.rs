@@ -105,6 +105,10 @@ pub struct TxExtra {
     /// The order lunas placed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<crate::order::OrderState>,
+    /// When retention erased the customer goods (PIN, activation code, token/serial number)
+    /// from the transaction, its events and its observations' bodies (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goods_erased_at: Option<i64>,
 }
 
 impl TxExtra {
@@ -280,6 +284,9 @@ impl TxRecord {
         }
         if let Some(reason) = &self.extra.inferred {
             m.insert("inferred".into(), json!(reason));
+        }
+        if let Some(at) = self.extra.goods_erased_at {
+            m.insert("goods_erased_at".into(), json!(rfc3339(from_millis(at))));
         }
         m.insert(
             "origin".into(),
@@ -481,6 +488,9 @@ pub enum ObservationVerdict {
     /// runs from the first such answer.
     NotFound,
 }
+
+/// The fields of a transaction (and of its events) that hold customer goods.
+pub const GOODS_FIELDS: [&str; 3] = ["serial_number", "pin", "activation_code"];
 
 /// The most observations one transaction keeps in full. Beyond it, a message that changes
 /// nothing is counted on the latest observation of the same verdict instead of stored, so a

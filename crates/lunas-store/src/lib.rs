@@ -82,6 +82,17 @@ pub trait Store: Send + Sync + 'static {
     /// so a full disk or a lock held elsewhere shows here.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    // --- Retention ---------------------------------------------------------------------------
+
+    /// One pass of retention at `now` (at most `batch` rows of each kind, so writes in flight
+    /// wait little); call again until the report is empty.
+    async fn prune(
+        &self,
+        cutoffs: PruneCutoffs,
+        now: OffsetDateTime,
+        batch: usize,
+    ) -> Result<PruneReport, StoreError>;
+
     // --- Dashboard sessions -----------------------------------------------------------------
 
     /// Stores a new session (and forgets expired ones).

@@ -288,3 +288,46 @@ impl TimelinePage {
         }
     }
 }
+
+/// What retention removes, as cutoffs in unix milliseconds: older than a cutoff goes; `None`
+/// keeps that kind of data forever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneCutoffs {
+    /// Observations' raw bodies received before it are erased (their SHA-256 stays).
+    pub bodies: Option<i64>,
+    /// Customer goods of transactions final and unchanged since before it are erased, from the
+    /// transaction, its events and its observations' bodies.
+    pub goods: Option<i64>,
+    /// Observations received before it are deleted.
+    pub observations: Option<i64>,
+    /// Events created before it are deleted with their deliveries, unless one is still pending.
+    pub events: Option<i64>,
+    /// Balance samples taken before it are deleted.
+    pub balances: Option<i64>,
+}
+
+/// How much one pass of retention removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub bodies: usize,
+    pub goods: usize,
+    pub observations: usize,
+    pub events: usize,
+    pub deliveries: usize,
+    pub balances: usize,
+}
+
+impl PruneReport {
+    pub fn total(&self) -> usize {
+        self.bodies + self.goods + self.observations + self.events + self.deliveries + self.balances
+    }
+
+    pub fn add(&mut self, other: &PruneReport) {
+        self.bodies += other.bodies;
+        self.goods += other.goods;
+        self.observations += other.observations;
+        self.events += other.events;
+        self.deliveries += other.deliveries;
+        self.balances += other.balances;
+    }
+}

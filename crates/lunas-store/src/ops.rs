@@ -13,6 +13,12 @@ pub(crate) enum WriteOp {
     /// Writes the heartbeat row at `now`: readiness is a real commit.
     Ping { now: i64 },
     StartSession(SessionRow),
+    /// One pass of retention: at most `batch` rows of each kind.
+    Prune {
+        now: i64,
+        cutoffs: PruneCutoffs,
+        batch: usize,
+    },
     EndSession { id_digest: String, now: i64 },
     InitEndpoints(Vec<EndpointFilter>),
     FanOut {
@@ -55,4 +61,29 @@ pub(crate) enum WriteResult {
     Claimed(Vec<DeliveryJob>),
     Checks(Vec<TxRecord>),
     Flag(bool),
+    Pruned(PruneReport),
+}
+
+/// The states in which a transaction expects nothing more, as an SQL list: `'succeeded', ...`.
+pub(crate) fn final_states_sql() -> String {
+    lunas_protocol::State::ALL
+        .iter()
+        .filter(|s| s.is_final())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An event's data with the customer goods taken out (`null`), or `None` when it had none.
+pub(crate) fn without_goods(data: &str) -> Option<String> {
+    let mut value: serde_json::Value = serde_json::from_str(data).ok()?;
+    let fields = value.as_object_mut()?;
+    let mut changed = false;
+    for k in lunas_core::GOODS_FIELDS {
+        if fields.get(k).is_some_and(|v| !v.is_null()) {
+            fields.insert(k.into(), serde_json::Value::Null);
+            changed = true;
+        }
+    }
+    changed.then(|| value.to_string())
 }

@@ -40,6 +40,7 @@ pub const LOGINS_PER_MINUTE: u32 = 10;
 /// A built gateway, ready to serve.
 pub struct Gateway {
     state: AppState,
+    retention: Arc<crate::retention::Retention>,
     limits: http::serve::Limits,
     deliverer: Arc<Deliverer>,
 }
@@ -59,6 +60,7 @@ impl Gateway {
             ..StoreOptions::default()
         };
         let store = lunas_store::open(&config.storage.url, &options).await?;
+        let store_for_retention = Arc::clone(&store);
         let providers: HashMap<_, _> = config
             .providers
             .iter()
@@ -113,12 +115,21 @@ impl Gateway {
             },
             deliverer,
             limits: http::serve::Limits::from_config(&config.server),
+            retention: Arc::new(crate::retention::Retention::new(
+                Arc::clone(&store_for_retention),
+                config.retention.clone(),
+            )),
         })
     }
 
     /// The reconciler, for driving it step by step (tests, tools).
     pub fn reconciler(&self) -> Arc<Reconciler> {
         Arc::clone(&self.state.reconciler)
+    }
+
+    /// Retention, for running it at a chosen time (tests, tools).
+    pub fn retention(&self) -> Arc<crate::retention::Retention> {
+        Arc::clone(&self.retention)
     }
 
     /// The delivery worker, for driving it step by step (tests, tools).
@@ -194,11 +205,15 @@ impl Gateway {
             Arc::clone(&self.state.reconciler)
                 .run(Arc::clone(&self.state.check_wake), Arc::clone(&stop_checks)),
         );
+        let stop_pruning = Arc::new(Notify::new());
+        let pruner = tokio::spawn(Arc::clone(&self.retention).run(Arc::clone(&stop_pruning)));
         Workers {
             stop,
             stop_checks,
+            stop_pruning,
             worker,
             checker,
+            pruner,
         }
     }
 
@@ -242,13 +257,17 @@ impl Role {
 struct Workers {
     stop: Arc<Notify>,
     stop_checks: Arc<Notify>,
+    stop_pruning: Arc<Notify>,
     worker: tokio::task::JoinHandle<()>,
     checker: tokio::task::JoinHandle<()>,
+    pruner: tokio::task::JoinHandle<()>,
 }
 
 impl Workers {
     /// Stops them: checks first (their results may make events), then deliveries.
     async fn stop(self) {
+        self.stop_pruning.notify_one();
+        let _ = self.pruner.await;
         self.stop_checks.notify_one();
         let _ = self.checker.await;
         self.stop.notify_one();

@@ -40,6 +40,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Create or upgrade the database schema named by storage.url, then exit.
     Migrate,
+    /// Apply [retention] once now: erase old raw bodies and customer goods, delete old
+    /// observations, events and balance samples as configured; print what went. `lunas serve`
+    /// does the same every retention.interval.
+    Prune,
     /// Inspect transactions in the store.
     #[command(subcommand)]
     Tx(TxCommand),
@@ -361,6 +365,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Sandbox => runtime()?.block_on(sandbox(cli.config)),
         Command::Demo(a) => runtime()?.block_on(demo(a)),
         Command::Migrate => runtime()?.block_on(migrate(cli.config)),
+        Command::Prune => runtime()?.block_on(prune(cli.config)),
         Command::Tx(cmd) => runtime()?.block_on(tx(cli.config, cmd)),
         Command::Order(cmd) => runtime()?.block_on(order(cli.config, cmd)),
         Command::Events(EventsCommand::Redeliver(a)) => {
@@ -590,6 +595,18 @@ async fn migrate(path: Option<PathBuf>) -> Result<ExitCode, String> {
         1 => println!("{where_}: applied 1 migration; the schema is up to date"),
         n => println!("{where_}: applied {n} migrations; the schema is up to date"),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn prune(path: Option<PathBuf>) -> Result<ExitCode, String> {
+    let config = load(path)?;
+    let store = open_existing(&config).await?;
+    let retention = crate::retention::Retention::new(store, config.retention.clone());
+    let report = retention
+        .run_once(time::OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{}", crate::retention::describe(&report));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -46,6 +46,8 @@ struct RawConfig {
     endpoints: Vec<RawEndpoint>,
     #[serde(default)]
     delivery: RawDelivery,
+    #[serde(default)]
+    retention: RawRetention,
     /// Read by `lunas sandbox` and `lunas demo`; kept as written here.
     #[serde(default)]
     sandbox: Option<toml::Value>,
@@ -135,6 +137,22 @@ struct RawReconcile {
 }
 
 #[derive(Debug, Default, Deserialize)]
+struct RawRetention {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    bodies: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    goods: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    observations: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    events: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    balances: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 struct RawDelivery {
     /// Waits after each failed attempt, e.g. ["5s", "5m", "30m", "2h", "5h", "10h", "10h"].
     #[serde(default, deserialize_with = "lenient::opt_string_list")]
@@ -174,6 +192,7 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     pub endpoints: Vec<EndpointConfig>,
     pub delivery: DeliveryConfig,
+    pub retention: RetentionConfig,
     /// The `[sandbox]` table, for `lunas sandbox` and `lunas demo`.
     pub sandbox: Option<toml::Value>,
     /// The file the configuration came from, if any.
@@ -323,6 +342,96 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// How long evidence is kept (`[retention]`); `None`: forever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// Raw bodies of observations (their SHA-256 stays).
+    pub bodies: Option<Duration>,
+    /// Customer goods (PIN, activation code, token) of final transactions.
+    pub goods: Option<Duration>,
+    /// Observation rows.
+    pub observations: Option<Duration>,
+    /// Events with their deliveries (never one still pending).
+    pub events: Option<Duration>,
+    /// Deposit balance samples.
+    pub balances: Option<Duration>,
+    /// How often `lunas serve` prunes.
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        let days = |n: u64| Some(Duration::from_secs(n * 86_400));
+        RetentionConfig {
+            bodies: days(90),
+            goods: days(90),
+            observations: None,
+            events: days(400),
+            balances: days(400),
+            interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The cutoffs at `now`: what is older goes.
+    pub fn cutoffs(&self, now: time::OffsetDateTime) -> lunas_store::PruneCutoffs {
+        let before = |keep: Option<Duration>| {
+            keep.map(|d| lunas_core::to_millis(now) - d.as_millis() as i64)
+        };
+        lunas_store::PruneCutoffs {
+            bodies: before(self.bodies),
+            goods: before(self.goods),
+            observations: before(self.observations),
+            events: before(self.events),
+            balances: before(self.balances),
+        }
+    }
+}
+
+fn retention(raw: RawRetention, errors: &mut Vec<String>) -> RetentionConfig {
+    let defaults = RetentionConfig::default();
+    let keep = |field: &str, value: Option<String>, default: Option<Duration>, errors: &mut Vec<String>| {
+        match value.as_deref().map(str::trim) {
+            None => default,
+            Some("off" | "forever") => None,
+            Some(text) => match parse_duration(text) {
+                Ok(d) if d >= Duration::from_secs(3600) => Some(d),
+                Ok(_) => {
+                    errors.push(format!(
+                        "retention.{field}: keep for an hour at least, or \"off\" to keep forever"
+                    ));
+                    default
+                }
+                Err(e) => {
+                    errors.push(format!("retention.{field}: {e} (or \"off\" to keep forever)"));
+                    default
+                }
+            },
+        }
+    };
+    let interval = match raw.interval.as_deref().map(parse_duration) {
+        None => defaults.interval,
+        Some(Ok(d)) if d >= Duration::from_secs(60) => d,
+        Some(Ok(_)) => {
+            errors.push("retention.interval: at least 1m".into());
+            defaults.interval
+        }
+        Some(Err(e)) => {
+            errors.push(format!("retention.interval: {e}"));
+            defaults.interval
+        }
+    };
+    RetentionConfig {
+        bodies: keep("bodies", raw.bodies, defaults.bodies, errors),
+        goods: keep("goods", raw.goods, defaults.goods, errors),
+        observations: keep("observations", raw.observations, defaults.observations, errors),
+        events: keep("events", raw.events, defaults.events, errors),
+        balances: keep("balances", raw.balances, defaults.balances, errors),
+        interval,
+    }
+}
+
 /// Parses `250ms`, `5s`, `5m`, `2h`, `1d`, or a number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -424,12 +533,13 @@ impl Config {
 /// The sections of the file, each read on its own: a section that cannot be read is left out
 /// (its mistakes named), and the others are still checked.
 fn read_sections(value: toml::Value, errors: &mut Vec<String>) -> RawConfig {
-    const SECTIONS: [&str; 6] = [
+    const SECTIONS: [&str; 7] = [
         "server",
         "storage",
         "providers",
         "endpoints",
         "delivery",
+        "retention",
         "sandbox",
     ];
     let mut table = match value {
@@ -460,6 +570,7 @@ fn read_sections(value: toml::Value, errors: &mut Vec<String>) -> RawConfig {
         server: section(table.remove("server"), "server", errors).unwrap_or_default(),
         storage: section(table.remove("storage"), "storage", errors).unwrap_or_default(),
         delivery: section(table.remove("delivery"), "delivery", errors).unwrap_or_default(),
+        retention: section(table.remove("retention"), "retention", errors).unwrap_or_default(),
         providers: providers
             .into_iter()
             .enumerate()
@@ -896,6 +1007,8 @@ fn validate(
         }
     }
 
+    let retention = retention(raw.retention, &mut errors);
+
     if errors.is_empty() {
         Ok(Config {
             server: ServerConfig {
@@ -914,6 +1027,7 @@ fn validate(
             providers,
             endpoints,
             delivery,
+            retention,
             sandbox: raw.sandbox,
             source: None,
         })

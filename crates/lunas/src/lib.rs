@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod orders;
 pub mod providers;
 pub mod reconcile;
+pub mod retention;
 pub mod secrets;

@@ -432,6 +432,23 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn prune(
+        &self,
+        cutoffs: PruneCutoffs,
+        now: OffsetDateTime,
+        batch: usize,
+    ) -> Result<PruneReport, StoreError> {
+        let op = WriteOp::Prune {
+            now: to_millis(now),
+            cutoffs,
+            batch,
+        };
+        match self.submit(op).await? {
+            WriteResult::Pruned(report) => Ok(report),
+            other => Err(StoreError::Unavailable(format!("writer answered {other:?}"))),
+        }
+    }
+
     async fn start_session(&self, session: SessionRow) -> Result<(), StoreError> {
         match self.submit(WriteOp::StartSession(session)).await? {
             WriteResult::Pong => Ok(()),

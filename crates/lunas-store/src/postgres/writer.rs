@@ -282,6 +282,11 @@ async fn apply(c: &mut PgConnection, op: &WriteOp) -> Result<(WriteResult, Tail)
             .await?;
             plain(WriteResult::Pong)
         }
+        WriteOp::Prune {
+            now,
+            cutoffs,
+            batch,
+        } => plain(WriteResult::Pruned(prune(c, *now, cutoffs, *batch).await?)),
         WriteOp::EndSession { id_digest, now } => {
             sqlx::query("DELETE FROM sessions WHERE id_digest = $1 OR expires_at <= $2")
                 .bind(id_digest)
@@ -971,4 +976,131 @@ fn take_order(current: &mut TxRecord, check: &CheckRecord) -> bool {
         }
         _ => false,
     }
+}
+
+/// One pass of retention (see [`crate::PruneCutoffs`]).
+async fn prune(
+    c: &mut PgConnection,
+    now: i64,
+    cut: &PruneCutoffs,
+    batch: usize,
+) -> Result<PruneReport, sqlx::Error> {
+    use sqlx::Row;
+    let mut report = PruneReport::default();
+    let batch = batch as i64;
+    if let Some(cutoff) = cut.goods {
+        let rows = sqlx::query(&format!(
+            "SELECT id, extra FROM transactions WHERE updated_at < $1 \
+             AND state IN ({}) \
+             AND (pin IS NOT NULL OR activation_code IS NOT NULL OR serial_number IS NOT NULL) \
+             LIMIT $2 FOR UPDATE",
+            crate::ops::final_states_sql()
+        ))
+        .bind(cutoff)
+        .bind(batch)
+        .fetch_all(&mut *c)
+        .await?;
+        for row in &rows {
+            let id: i64 = row.try_get(0)?;
+            let extra: Option<String> = row.try_get(1)?;
+            let mut extra = lunas_core::TxExtra::from_column(extra.as_deref()).unwrap_or_default();
+            extra.goods_erased_at = Some(now);
+            sqlx::query(
+                "UPDATE transactions SET pin = NULL, activation_code = NULL, serial_number = NULL, \
+                 extra = $1 WHERE id = $2",
+            )
+            .bind(extra.to_column())
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+            sqlx::query(
+                "UPDATE observations SET body = ''::bytea, pruned_at = $1 \
+                 WHERE transaction_id = $2 AND pruned_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+            let events = sqlx::query("SELECT seq, data FROM events WHERE transaction_id = $1")
+                .bind(id)
+                .fetch_all(&mut *c)
+                .await?;
+            for e in &events {
+                let seq: i64 = e.try_get(0)?;
+                let data: String = e.try_get(1)?;
+                if let Some(data) = crate::ops::without_goods(&data) {
+                    sqlx::query("UPDATE events SET data = $1 WHERE seq = $2")
+                        .bind(data)
+                        .bind(seq)
+                        .execute(&mut *c)
+                        .await?;
+                }
+            }
+        }
+        report.goods = rows.len();
+    }
+    if let Some(cutoff) = cut.bodies {
+        report.bodies = sqlx::query(
+            "UPDATE observations SET body = ''::bytea, pruned_at = $1 WHERE id IN \
+             (SELECT id FROM observations WHERE received_at < $2 AND pruned_at IS NULL \
+              ORDER BY received_at LIMIT $3)",
+        )
+        .bind(now)
+        .bind(cutoff)
+        .bind(batch)
+        .execute(&mut *c)
+        .await?
+        .rows_affected() as usize;
+    }
+    if let Some(cutoff) = cut.observations {
+        report.observations = sqlx::query(
+            "DELETE FROM observations WHERE id IN \
+             (SELECT id FROM observations WHERE received_at < $1 ORDER BY received_at LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(&mut *c)
+        .await?
+        .rows_affected() as usize;
+    }
+    if let Some(cutoff) = cut.events {
+        let seqs: Vec<i64> = sqlx::query_scalar(
+            "SELECT seq FROM events e WHERE created_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.state = 'pending') \
+             ORDER BY seq LIMIT $2",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .fetch_all(&mut *c)
+        .await?;
+        sqlx::query(
+            "DELETE FROM delivery_attempts WHERE delivery_id IN \
+             (SELECT id FROM deliveries WHERE event_seq = ANY($1))",
+        )
+        .bind(&seqs)
+        .execute(&mut *c)
+        .await?;
+        report.deliveries = sqlx::query("DELETE FROM deliveries WHERE event_seq = ANY($1)")
+            .bind(&seqs)
+            .execute(&mut *c)
+            .await?
+            .rows_affected() as usize;
+        sqlx::query("DELETE FROM events WHERE seq = ANY($1)")
+            .bind(&seqs)
+            .execute(&mut *c)
+            .await?;
+        report.events = seqs.len();
+    }
+    if let Some(cutoff) = cut.balances {
+        report.balances = sqlx::query(
+            "DELETE FROM balance_samples WHERE id IN \
+             (SELECT id FROM balance_samples WHERE at < $1 ORDER BY id LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(&mut *c)
+        .await?
+        .rows_affected() as usize;
+    }
+    Ok(report)
 }

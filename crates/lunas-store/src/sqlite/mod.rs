@@ -597,6 +597,23 @@ impl Store for SqliteStore {
         self.pong(WriteOp::Ping { now }).await
     }
 
+    async fn prune(
+        &self,
+        cutoffs: PruneCutoffs,
+        now: OffsetDateTime,
+        batch: usize,
+    ) -> Result<PruneReport, StoreError> {
+        let op = WriteOp::Prune {
+            now: to_millis(now),
+            cutoffs,
+            batch,
+        };
+        match self.writer.submit(op).await? {
+            WriteResult::Pruned(report) => Ok(report),
+            other => Err(StoreError::Unavailable(format!("writer answered {other:?}"))),
+        }
+    }
+
     async fn start_session(&self, session: SessionRow) -> Result<(), StoreError> {
         self.pong(WriteOp::StartSession(session)).await
     }

@@ -210,6 +210,11 @@ fn apply(c: &Connection, op: &WriteOp, state: &mut BatchState) -> rusqlite::Resu
             )
             .map(|_| WriteResult::Pong)
         }
+        WriteOp::Prune {
+            now,
+            cutoffs,
+            batch,
+        } => prune(c, *now, cutoffs, *batch).map(WriteResult::Pruned),
         WriteOp::EndSession { id_digest, now } => c
             .execute(
                 "DELETE FROM sessions WHERE id_digest = ?1 OR expires_at <= ?2",
@@ -747,4 +752,97 @@ fn take_order(current: &mut TxRecord, check: &CheckRecord) -> bool {
         }
         _ => false,
     }
+}
+
+/// One pass of retention (see [`crate::PruneCutoffs`]).
+fn prune(
+    c: &Connection,
+    now: i64,
+    cut: &PruneCutoffs,
+    batch: usize,
+) -> rusqlite::Result<PruneReport> {
+    let mut report = PruneReport::default();
+    let batch = batch as i64;
+    if let Some(cutoff) = cut.goods {
+        let ids: Vec<(i64, Option<String>)> = c
+            .prepare(&format!(
+                "SELECT id, extra FROM transactions WHERE updated_at < ?1 \
+                 AND state IN ({}) \
+                 AND (pin IS NOT NULL OR activation_code IS NOT NULL OR serial_number IS NOT NULL) \
+                 LIMIT ?2",
+                crate::ops::final_states_sql()
+            ))?
+            .query_map(params![cutoff, batch], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, extra) in &ids {
+            let mut extra = lunas_core::TxExtra::from_column(extra.as_deref()).unwrap_or_default();
+            extra.goods_erased_at = Some(now);
+            c.execute(
+                "UPDATE transactions SET pin = NULL, activation_code = NULL, serial_number = NULL, \
+                 extra = ?1 WHERE id = ?2",
+                params![extra.to_column(), id],
+            )?;
+            c.execute(
+                "UPDATE observations SET body = X'', pruned_at = ?1 \
+                 WHERE transaction_id = ?2 AND pruned_at IS NULL",
+                params![now, id],
+            )?;
+            let events: Vec<(i64, String)> = c
+                .prepare("SELECT seq, data FROM events WHERE transaction_id = ?1")?
+                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (seq, data) in events {
+                if let Some(data) = crate::ops::without_goods(&data) {
+                    c.execute("UPDATE events SET data = ?1 WHERE seq = ?2", params![data, seq])?;
+                }
+            }
+        }
+        report.goods = ids.len();
+    }
+    if let Some(cutoff) = cut.bodies {
+        report.bodies = c.execute(
+            "UPDATE observations SET body = X'', pruned_at = ?1 WHERE id IN \
+             (SELECT id FROM observations WHERE received_at < ?2 AND pruned_at IS NULL \
+              ORDER BY received_at LIMIT ?3)",
+            params![now, cutoff, batch],
+        )?;
+    }
+    if let Some(cutoff) = cut.observations {
+        report.observations = c.execute(
+            "DELETE FROM observations WHERE id IN \
+             (SELECT id FROM observations WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)",
+            params![cutoff, batch],
+        )?;
+    }
+    if let Some(cutoff) = cut.events {
+        let seqs: Vec<i64> = c
+            .prepare(
+                "SELECT seq FROM events e WHERE created_at < ?1 AND NOT EXISTS \
+                 (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.state = 'pending') \
+                 ORDER BY seq LIMIT ?2",
+            )?
+            .query_map(params![cutoff, batch], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for seq in &seqs {
+            c.prepare_cached(
+                "DELETE FROM delivery_attempts WHERE delivery_id IN \
+                 (SELECT id FROM deliveries WHERE event_seq = ?1)",
+            )?
+            .execute([seq])?;
+            report.deliveries += c
+                .prepare_cached("DELETE FROM deliveries WHERE event_seq = ?1")?
+                .execute([seq])?;
+            c.prepare_cached("DELETE FROM events WHERE seq = ?1")?
+                .execute([seq])?;
+        }
+        report.events = seqs.len();
+    }
+    if let Some(cutoff) = cut.balances {
+        report.balances = c.execute(
+            "DELETE FROM balance_samples WHERE id IN \
+             (SELECT id FROM balance_samples WHERE at < ?1 ORDER BY id LIMIT ?2)",
+            params![cutoff, batch],
+        )?;
+    }
+    Ok(report)
 }
