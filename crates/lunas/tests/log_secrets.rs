@@ -145,6 +145,15 @@ async fn exercise(format: Option<&str>) -> Vec<String> {
             .0,
         200
     );
+    // A validly signed ref that tries to start a log line of its own and colour the terminal.
+    let forge = prepaid_callback(
+        "log-forge\nFORGED-LINE lunas: all good\u{1b}[31m",
+        PrepaidStatus::Success,
+        IAK_USER,
+        LOG_IAK_KEY,
+    );
+    let (status, _) = post("iak", forge.encode(Format::Json, ApiVersion::V2), vec![]).await;
+    assert!(status == 200 || status == 400, "{status}");
     // The token arrives late, after the success: merged and announced as an update.
     let mut pln = prepaid_callback("log-pln", PrepaidStatus::Success, IAK_USER, LOG_IAK_KEY);
     pln.sn = None;
@@ -280,6 +289,11 @@ async fn exercise(format: Option<&str>) -> Vec<String> {
 
 fn assert_clean(log: &[String]) {
     let text = log.join("\n");
+    assert!(
+        !log.iter().any(|l| l.starts_with("FORGED-LINE")),
+        "a ref started a log line of its own:\n{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "a raw escape character reached the log");
     assert!(
         text.contains("callback committed") && text.contains("callback refused"),
         "the log is not empty of callbacks:\n{text}"

@@ -53,6 +53,14 @@ impl Limits {
     }
 }
 
+/// How many client connections fit in `descriptors` file descriptors, at most `wanted`: a
+/// quarter (at most 256) is kept for the database, the listener and outgoing requests.
+fn fitting_connections(descriptors: u64, wanted: usize) -> usize {
+    let reserve = (descriptors / 4).min(256);
+    let fitting = usize::try_from(descriptors.saturating_sub(reserve)).unwrap_or(usize::MAX);
+    wanted.min(fitting.max(16))
+}
+
 /// Open connections per source address.
 #[derive(Default)]
 struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
@@ -97,6 +105,23 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let mut limits = limits;
+    // Raise the descriptor limit as far as allowed; if the connections could still use up
+    // the descriptors the database and outgoing requests need, admit fewer.
+    if let Ok(descriptors) = rlimit::increase_nofile_limit(u64::MAX) {
+        let fitting = fitting_connections(descriptors, limits.max_connections);
+        if fitting < limits.max_connections {
+            tracing::warn!(
+                descriptors,
+                configured = limits.max_connections,
+                admitted = fitting,
+                "server.max_connections is more than this process's file descriptors allow; \
+                 admitting fewer (raise LimitNOFILE / ulimit -n to admit more)"
+            );
+            limits.max_connections = fitting;
+            limits.max_connections_per_address = limits.max_connections_per_address.min(fitting);
+        }
+    }
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_address = Arc::new(PerAddress::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -424,6 +449,14 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn connections_leave_descriptors_for_the_database_and_outgoing_requests() {
+        assert_eq!(fitting_connections(256, 2048), 192);
+        assert_eq!(fitting_connections(1024, 2048), 768);
+        assert_eq!(fitting_connections(65536, 2048), 2048);
+        assert_eq!(fitting_connections(20, 2048), 16);
     }
 
     #[test]
