@@ -373,6 +373,9 @@ pub enum Basis {
     /// The provider said it has no record of the transaction (yet). Grace periods count from
     /// the first such answer.
     Unanswered,
+    /// The message states a value outside the documented set (an unknown status): it is
+    /// recorded, changes nothing, and flags a known transaction so that a person looks at it.
+    Unrecognized(String),
     /// lunas inferred the state because a grace period ran out: provisional, flagged, watched
     /// until `watch_until`, and overturned by any real outcome.
     Inferred {

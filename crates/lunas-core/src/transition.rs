@@ -243,7 +243,10 @@ fn settle_claim(
     );
     if !about_it
         || fact.state.is_none()
-        || matches!(fact.basis, Basis::Unanswered | Basis::Contradictory(_))
+        || matches!(
+            fact.basis,
+            Basis::Unanswered | Basis::Contradictory(_) | Basis::Unrecognized(_)
+        )
     {
         return decision;
     }
@@ -419,7 +422,10 @@ fn decide_authoritative(
         return unchanged(current, V::KindMismatch);
     }
     if let Basis::Contradictory(why) = &fact.basis {
-        return contradictory(current, fact, why, now);
+        return contradictory(current, fact, "contradictory_message", why, now);
+    }
+    if let Basis::Unrecognized(why) = &fact.basis {
+        return contradictory(current, fact, "unrecognized_status", why, now);
     }
     if let Some(d) = other_transaction(current, fact, now) {
         return d;
@@ -452,9 +458,17 @@ fn track_unanswered(current: &TxRecord, fact: &Fact, d: &mut Decision, now: Offs
 }
 
 /// A message that contradicts itself: recorded, nothing applied, flagged and announced once.
-fn contradictory(current: &TxRecord, fact: &Fact, why: &str, now: OffsetDateTime) -> Decision {
+/// A message that cannot settle anything (it contradicts itself, or states a value lunas does
+/// not know) flags the transaction once per distinct message, with `reason`.
+fn contradictory(
+    current: &TxRecord,
+    fact: &Fact,
+    reason: &str,
+    why: &str,
+    now: OffsetDateTime,
+) -> Decision {
     let mut rec = current.clone();
-    if !raise(&mut rec, "contradictory_message", digest(why), now) {
+    if !raise(&mut rec, reason, digest(why), now) {
         return unchanged(current, V::Conflict);
     }
     rec.updated_at = now;
@@ -464,7 +478,7 @@ fn contradictory(current: &TxRecord, fact: &Fact, why: &str, now: OffsetDateTime
         &[(
             "conflict",
             json!({
-                "reason": "contradictory_message",
+                "reason": reason,
                 "why": why,
                 "reported_state": fact.state.map(State::as_str),
                 "reported_response_code": fact.detail.response_code,
@@ -589,7 +603,7 @@ fn create(provider_id: &str, fact: &Fact, now: OffsetDateTime) -> Decision {
             events: Vec::new(),
         };
     };
-    if matches!(fact.basis, Basis::Contradictory(_)) {
+    if matches!(fact.basis, Basis::Contradictory(_) | Basis::Unrecognized(_)) {
         return Decision {
             verdict: V::Unrecognized,
             record: TxRecord::new(provider_id, &fact.reference, fact.kind, now),

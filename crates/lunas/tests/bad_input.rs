@@ -289,55 +289,70 @@ async fn a_missing_mandatory_field_is_400_naming_the_field() {
 }
 
 #[tokio::test]
-async fn an_unknown_iak_status_value_is_400() {
+async fn a_signed_unknown_iak_status_is_kept_changes_nothing_and_flags_the_transaction() {
     let gw = gateway_with_known().await;
     for value in [json!("5"), json!("SUCCESS"), json!(9), json!("")] {
         let mut cb = iak_json("known", PrepaidStatus::Failed);
         cb["data"]["status"] = value.clone();
         let (code, body) = gw.callback("iak", cb.to_string(), &[]).await;
-        let v: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(code, 400, "{value}: {body}");
-        assert!(
-            ["unknown_value", "invalid_field", "missing_field"]
-                .contains(&v["error"]["code"].as_str().unwrap()),
-            "{body}"
-        );
-        assert!(
-            v["error"]["message"].as_str().unwrap().contains("status"),
-            "{body}"
-        );
+        let message = assert_error((code, &body), 422, "unrecognized_status");
+        assert!(message.contains("status"), "{value}: {message}");
     }
-    assert_eq!(
-        gw.record("iak", "known").await.unwrap()["state"],
-        "succeeded"
-    );
-    assert_eq!(gw.events().await.len(), 1);
+    let tx = gw.record("iak", "known").await.unwrap();
+    assert_eq!(tx["state"], "succeeded", "the state stays");
+    assert_eq!(tx["needs_review"], true, "a person is asked to look");
+    let types = gw.event_types().await;
+    assert_eq!(types[0], "transaction.succeeded");
+    assert!(types[1..].iter().all(|t| t == "transaction.conflict"), "{types:?}");
+    let conflict = &gw.events().await[1];
+    assert_eq!(conflict["data"]["conflict"]["reason"], "unrecognized_status");
+    // Unsigned, the same message is a forgery; about an unknown ref, it creates nothing.
+    let mut forged = iak_json("known", PrepaidStatus::Failed);
+    forged["data"]["status"] = json!("7");
+    forged["data"]["sign"] = json!("0".repeat(32));
+    refused(&gw, "iak", forged.to_string(), &[], 401, "bad_signature").await;
+    let mut stranger = iak_json("stranger", PrepaidStatus::Failed);
+    stranger["data"]["status"] = json!("7");
+    let (code, _) = gw.callback("iak", stranger.to_string(), &[]).await;
+    assert_eq!(code, 422);
+    assert!(gw.transaction("iak", "stranger").await.is_none());
 }
 
 #[tokio::test]
-
-async fn an_unknown_mcp_status_value_is_400_and_creates_nothing() {
+async fn a_signed_unknown_mcp_status_is_kept_and_creates_nothing() {
     let gw = TestGateway::start().await;
-    let va = va_callback(
-        "va-bogus",
-        TransactionStatus::Other("BOGUS".into()),
-        PaymentSystem::Closed,
-        10000,
-        &[],
-        false,
-    );
-    let (body, sig) = mcp_callback(&va);
-    let msg = refused(
-        &gw,
-        "mcp",
-        body,
-        &[("mcp-signature", sig.as_str())],
-        400,
-        "unknown_value",
-    )
-    .await;
-    assert!(msg.contains("transaction_status"), "{msg}");
-    assert!(gw.transaction("mcp", "va-bogus").await.is_none());
+    for status in ["BOGUS", "FAILED"] {
+        let reference = format!("va-{status}");
+        let va = va_callback(
+            &reference,
+            TransactionStatus::Other(status.into()),
+            PaymentSystem::Closed,
+            10000,
+            &[],
+            false,
+        );
+        let (body, sig) = mcp_callback(&va);
+        let msg = refused(
+            &gw,
+            "mcp",
+            body,
+            &[("mcp-signature", sig.as_str())],
+            422,
+            "unrecognized_status",
+        )
+        .await;
+        assert!(msg.contains("transaction_status") && msg.contains(status), "{msg}");
+        assert!(gw.transaction("mcp", &reference).await.is_none());
+    }
+    // A known VA is flagged by it, and keeps its state.
+    let open = va_callback("va-known", TransactionStatus::Active, PaymentSystem::Closed, 10000, &[], false);
+    let (body, sig) = mcp_callback(&open);
+    assert_eq!(gw.callback("mcp", body, &[("mcp-signature", sig.as_str())]).await.0, 200);
+    let failed = va_callback("va-known", TransactionStatus::Failed, PaymentSystem::Closed, 10000, &[], false);
+    let (body, sig) = mcp_callback(&failed);
+    assert_eq!(gw.callback("mcp", body, &[("mcp-signature", sig.as_str())]).await.0, 422);
+    let tx = gw.record("mcp", "va-known").await.unwrap();
+    assert_eq!((tx["state"].as_str(), tx["needs_review"].as_bool()), (Some("awaiting_payment"), Some(true)));
 }
 
 #[tokio::test]

@@ -194,7 +194,8 @@ async fn exercise(format: Option<&str>) -> Vec<String> {
     assert_eq!(post("iak", garbage.to_string(), vec![]).await.0, 400);
     garbage["data"]["price"] = json!("1");
     garbage["data"]["status"] = json!(PIN);
-    assert_eq!(post("iak", garbage.to_string(), vec![]).await.0, 400);
+    // Signed, with a status IAK does not document: kept, flagged, never echoed.
+    assert_eq!(post("iak", garbage.to_string(), vec![]).await.0, 422);
     let doctype = format!(
         "<?xml version=\"1.0\"?><!DOCTYPE mp [<!ENTITY p \"{PIN}\">]><mp><ref_id>&p;</ref_id></mp>"
     );

@@ -149,7 +149,8 @@ pub async fn receive(
     // A message that contradicts itself is kept and flags its transaction, but is not
     // acknowledged as accepted.
     let contradiction = match &verified.fact.basis {
-        lunas_core::Basis::Contradictory(why) => Some(why.clone()),
+        lunas_core::Basis::Contradictory(why) => Some(("contradictory_message", why.clone())),
+        lunas_core::Basis::Unrecognized(why) => Some(("unrecognized_status", why.clone())),
         _ => None,
     };
     let obs = observation(&bytes, usize::MAX, None, Some(reference.clone()), None);
@@ -189,11 +190,16 @@ pub async fn receive(
                 micros = started.elapsed().as_micros() as u64,
                 "callback committed"
             );
-            if let Some(why) = contradiction {
+            if let Some((code, why)) = contradiction {
+                let said = if code == "unrecognized_status" {
+                    format!("the message states what lunas does not know ({why})")
+                } else {
+                    format!("the message contradicts itself ({why})")
+                };
                 return ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "contradictory_message",
-                    format!("the message contradicts itself ({why}); it was kept as evidence and changed nothing"),
+                    code,
+                    format!("{said}; it was kept as evidence and changed nothing"),
                 )
                 .into_response();
             }

@@ -338,6 +338,16 @@ impl Refusal {
 pub const MAX_REF_LEN: usize = 128;
 
 /// Checks what the protocol parsers leave to the gateway: a usable ref, and no negative money.
+/// A value from a message, quoted for an error or an event only when it looks like a status
+/// code (short, letters and digits): anything else might be customer goods in the wrong field.
+fn shown_value(value: &str) -> String {
+    if value.len() <= 12 && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        format!("{value:?}")
+    } else {
+        "(a value not shown)".into()
+    }
+}
+
 fn check_ref(field: &str, value: &str) -> Result<(), Refusal> {
     if value.trim().is_empty() {
         return Err(Refusal::malformed(&ProtocolError::MissingField(

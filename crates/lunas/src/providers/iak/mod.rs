@@ -14,7 +14,9 @@ use lunas_protocol::iak::prepaid::{
 };
 use lunas_protocol::iak::rc::{postpaid_class, prepaid_class, RcClass};
 use lunas_protocol::state::state_for_verdict;
-use lunas_protocol::{ack, ApiVersion, Brand, Format, Secret, State, TxKind, Verdict};
+use lunas_protocol::{
+    ack, ApiVersion, Brand, Format, ProtocolError, Secret, State, TxKind, Verdict,
+};
 use serde::Deserialize;
 
 use super::{
@@ -119,6 +121,36 @@ fn contradiction(status: Option<PrepaidStatus>, rc: &str) -> Option<String> {
 }
 
 impl Iak {
+    /// A callback whose status is outside IAK's documented set: if it is signed, it is kept
+    /// and flags its transaction (no state change); unsigned, it is refused like any forgery.
+    fn unrecognized_status(&self, body: &[u8], status: &str) -> Result<Verified, Refusal> {
+        let (ref_id, sign) =
+            PrepaidCallback::signed_ref(body).map_err(|e| Refusal::malformed(&e))?;
+        super::check_ref("ref_id", &ref_id)?;
+        if !lunas_protocol::sign::iak_verify(
+            &self.username,
+            &self.api_key,
+            lunas_protocol::sign::IakSignInput::RefId(&ref_id),
+            &sign,
+        ) {
+            return Err(Refusal::bad_signature(
+                ref_id,
+                "sign is not md5(username + api_key + ref_id) for this account",
+            ));
+        }
+        let mut fact = Fact::reported(TxKind::Prepaid, &ref_id, None, Detail::default());
+        fact.basis = Basis::Unrecognized(format!(
+            "status {} is not one IAK documents (0, 1 or 2)",
+            super::shown_value(status)
+        ));
+        let format = if body.trim_ascii_start().starts_with(b"<") {
+            Format::Xml
+        } else {
+            Format::Json
+        };
+        Ok(Verified::new(fact, ack::iak(format), format.as_str()))
+    }
+
     fn url(&self, postpaid: bool) -> Result<&url::Url, String> {
         let (url, key) = if postpaid {
             (&self.postpaid_url, "postpaid_url")
@@ -237,7 +269,13 @@ impl Provider for Iak {
     fn verify_callback(&self, _headers: &HeaderMap, body: &[u8]) -> Result<Verified, Refusal> {
         // The sign sits inside the body, so the body is parsed (by the pure, bounded parser)
         // before the sign can be checked; nothing acts on its content until the check passes.
-        let decoded = PrepaidCallback::parse(body).map_err(|e| Refusal::malformed(&e))?;
+        let decoded = match PrepaidCallback::parse(body) {
+            Ok(decoded) => decoded,
+            Err(ProtocolError::UnknownValue { field, value }) if field == "status" => {
+                return self.unrecognized_status(body, &value)
+            }
+            Err(e) => return Err(Refusal::malformed(&e)),
+        };
         let cb = decoded.message;
         super::check_ref("ref_id", &cb.ref_id)?;
         super::check_amount("price", Some(cb.price))?;

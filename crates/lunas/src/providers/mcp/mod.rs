@@ -129,16 +129,6 @@ impl Provider for Mcp {
         let tx = VaTransaction::parse_callback(body).map_err(|e| Refusal::malformed(&e))?;
         super::check_ref("external_id", &tx.external_id)?;
         super::check_ref("transaction_id", &tx.transaction_id)?;
-        if let TransactionStatus::Other(value) = &tx.transaction_status {
-            // The protocol layer keeps unknown values; a callback must state an outcome lunas
-            // knows.
-            return Err(Refusal::malformed(
-                &lunas_protocol::ProtocolError::UnknownValue {
-                    field: "transaction_status".into(),
-                    value: value.clone(),
-                },
-            ));
-        }
         if let Some(d) = &tx.payment_details {
             for (field, value) in [
                 ("payment_details.amount", d.amount),
@@ -163,7 +153,17 @@ impl Provider for Mcp {
                 "mcp-signature is not sha256(transaction_id + x-req-signature) for this merchant",
             ));
         }
-        Ok(Verified::new(fact_of(&tx), ack::mcp(), "json"))
+        let mut fact = fact_of(&tx);
+        if let TransactionStatus::Failed | TransactionStatus::Other(_) = &tx.transaction_status {
+            // Signed, but with a status iFortepay does not document for a VA: kept, changes
+            // nothing, and a person is asked to look.
+            fact.state = None;
+            fact.basis = Basis::Unrecognized(format!(
+                "transaction_status {} is not a VA status lunas knows",
+                super::shown_value(tx.transaction_status.as_str())
+            ));
+        }
+        Ok(Verified::new(fact, ack::mcp(), "json"))
     }
 
     fn status_request(&self, tx: &TxRecord) -> Result<HttpRequest, String> {
