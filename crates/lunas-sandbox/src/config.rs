@@ -488,7 +488,19 @@ pub struct Faults {
 
 impl SandboxConfig {
     /// Checks every rule, resolves `env:` secrets and fills in defaults.
-    pub fn validate(self) -> Result<ValidSandbox, ConfigError> {
+    pub fn validate(mut self) -> Result<ValidSandbox, ConfigError> {
+        // An account without an id is named after its kind: `iak`, then `iak-2`, `iak-3`, ...
+        // skipping ids given explicitly.
+        let mut taken: Vec<String> = self.accounts.iter().filter_map(|a| a.id.clone()).collect();
+        for raw in self.accounts.iter_mut().filter(|a| a.id.is_none()) {
+            let kind = raw.kind.as_str();
+            let id = std::iter::once(kind.to_owned())
+                .chain((2..).map(|n| format!("{kind}-{n}")))
+                .find(|id| !taken.contains(id))
+                .expect("an unused id");
+            taken.push(id.clone());
+            raw.id = Some(id);
+        }
         let mut accounts: Vec<Account> = Vec::with_capacity(self.accounts.len());
         for (i, raw) in self.accounts.into_iter().enumerate() {
             let account = raw.validate(i)?;

@@ -156,7 +156,7 @@ fn every_mistake_has_a_clear_message() {
         (iak("retry_delays_ms = [1, 999999999999]"), "retry_delays_ms: 999999999999 ms"),
         (iak("[sandbox.accounts.faults]\ndelay_jitter_ms = 999999999999"), "faults.delay_jitter_ms"),
         (
-            format!("{}\n{}", iak(""), iak("").replace("[sandbox]\n", "")),
+            format!("{}\n{}", iak("id = \"same\""), iak("id = \"same\"").replace("[sandbox]\n", "")),
             "is used twice",
         ),
         (
@@ -291,4 +291,28 @@ fn configurations_can_be_built_in_code() {
     let sandbox = Sandbox::new(config).unwrap();
     let ids: Vec<_> = sandbox.accounts().iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids, ["demo-iak", "mcp"]);
+}
+
+#[test]
+fn accounts_without_an_id_are_named_after_their_kind_in_turn() {
+    let account = |user: &str, id: &str| {
+        format!(
+            "[[sandbox.accounts]]\nkind = \"iak\"\n{id}username = \"{user}\"\napi_key = \"k\"\ncallback_url = \"http://127.0.0.1:1/cb\"\n"
+        )
+    };
+    let text = format!(
+        "[sandbox]\n{}{}{}{}",
+        account("0811", ""),
+        account("0812", "id = \"iak-2\"\n"),
+        account("0813", ""),
+        account("0814", ""),
+    );
+    #[derive(Deserialize)]
+    struct File {
+        sandbox: SandboxConfig,
+    }
+    let config = toml::from_str::<File>(&text).unwrap().sandbox;
+    let sandbox = lunas_sandbox::Sandbox::new(config).unwrap();
+    let ids: Vec<String> = sandbox.account_infos().into_iter().map(|a| a.id).collect();
+    assert_eq!(ids, ["iak", "iak-2", "iak-3", "iak-4"]);
 }
