@@ -133,7 +133,11 @@ async fn accounts_show_their_deposits() {
 #[tokio::test]
 async fn unknown_paths_and_oversize_bodies_get_clear_answers() {
     let h = Harness::standard().await;
+    // On IAK's paths, IAK's own answer (rc 117); elsewhere, the sandbox's.
     let missing = h.post("/api/launch", "application/json", "{}").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["data"]["rc"], "117");
+    let missing = h.post("/launch", "application/json", "{}").await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["error"]["code"], "not_found");
     let wrong_method = h.get("/api/top-up").await;

@@ -202,10 +202,11 @@ impl PostpaidRequest {
                 field: "path".into(),
                 value: path.into(),
             })?;
-        let segment = rest
-            .strip_prefix('/')
-            .filter(|s| !s.is_empty() && !s.contains('/'));
-        if !rest.is_empty() && segment.is_none() {
+        // Empty segments are nothing (an SDK may write `check//` for no type); more than one
+        // segment is a path IAK does not serve.
+        let mut segments = rest.split('/').filter(|s| !s.is_empty());
+        let segment = segments.next();
+        if segments.next().is_some() || (!rest.is_empty() && !rest.starts_with('/')) {
             return Err(ProtocolError::UnknownValue {
                 field: "path".into(),
                 value: path.into(),

@@ -179,13 +179,17 @@ impl Provider for Iak {
             .route("/api/check-status", post(prepaid::handle))
             .route("/api/check-balance", post(prepaid::handle))
             .route("/api/pricelist", post(prepaid::handle))
-            .route("/api/pricelist/{type}", post(prepaid::handle))
-            .route("/api/pricelist/{type}/{operator}", post(prepaid::handle))
+            .route("/api/pricelist/{*rest}", post(prepaid::handle))
             .route("/v1/legacy/index", post(prepaid::handle))
-            .route("/v1/legacy/index/{type}", post(prepaid::handle))
-            .route("/v1/legacy/index/{type}/{operator}", post(prepaid::handle))
+            .route("/v1/legacy/index/{*rest}", post(prepaid::handle))
+            // Any other path on the prepaid host is IAK's rc 117 (PAGE NOT FOUND), in the body
+            // format of the request, as IAK answers it.
+            .route("/api/{*rest}", post(prepaid::handle))
+            // The official SDKs write the postpaid path with a trailing slash, and may leave
+            // the price list's type segment empty.
             .route("/api/v1/bill/check", post(postpaid::handle))
-            .route("/api/v1/bill/check/{type}", post(postpaid::handle))
+            .route("/api/v1/bill/check/", post(postpaid::handle))
+            .route("/api/v1/bill/check/{*rest}", post(postpaid::handle))
     }
 
     fn login(&self, account: &Account) -> String {

@@ -297,7 +297,12 @@ fn top_up(
         ),
         None => {
             st.accounts[index].balance -= price;
-            (PrepaidStatus::Process, "39", scenario::prepaid(customer_id))
+            let outcome = scenario::prepaid(customer_id);
+            let code = match &outcome {
+                PrepaidOutcome::StayPending { rc } if rc == "201" => "201",
+                _ => "39",
+            };
+            (PrepaidStatus::Process, code, outcome)
         }
     };
     let tx = PrepaidTx {
@@ -314,7 +319,7 @@ fn top_up(
     };
     if tx.status == PrepaidStatus::Process
         && account.environment == Environment::Production
-        && tx.outcome != PrepaidOutcome::StayPending
+        && !matches!(tx.outcome, PrepaidOutcome::StayPending { .. })
     {
         let jitter = faults::decide(sb.inner.seed, &account.id, ref_id, &account.faults).jitter;
         st.schedule(
@@ -439,7 +444,7 @@ pub(crate) fn finalize(
         (Some(s), _) => s,
         (None, PrepaidOutcome::Succeed) => true,
         (None, PrepaidOutcome::Fail { .. }) => false,
-        (None, PrepaidOutcome::StayPending) => return None,
+        (None, PrepaidOutcome::StayPending { .. }) => return None,
     };
     let code = match (&tx.outcome, success) {
         (_, true) => "00".to_owned(),

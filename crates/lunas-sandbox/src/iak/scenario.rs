@@ -4,7 +4,8 @@
 //! Prepaid (`customer_id`/`hp` of a top-up):
 //! - `1<rc>`, `rc` a documented prepaid failure code written in three digits (`1007` → rc 07,
 //!   `1014` → rc 14, `1106` → rc 106): the top-up fails with that rc.
-//! - `1039` or `1201` (the pending codes): the top-up stays in process until
+//! - `1039` or `1201` (the pending codes): the top-up stays in process, answering rc `39` or
+//!   `201` (IAK's "UNDEFINED RESPONSE CODE", which its table counts as pending), until
 //!   `POST /sandbox/report` ends it, even in production.
 //! - anything else: the top-up succeeds.
 //!
@@ -24,8 +25,9 @@ pub enum PrepaidOutcome {
     Fail {
         rc: String,
     },
-    /// Stays in process; only a report ends it.
-    StayPending,
+    /// Stays in process, answering with `rc` (`39`, or `201` for IAK's "undefined" code);
+    /// only a report ends it.
+    StayPending { rc: String },
 }
 
 /// How a postpaid inquiry for a customer number goes.
@@ -85,7 +87,7 @@ pub fn prepaid(customer_id: &str) -> PrepaidOutcome {
     let code = rc_of(&tail[1..]);
     match rc::prepaid_class(&code) {
         RcClass::Failed => PrepaidOutcome::Fail { rc: code },
-        RcClass::Pending => PrepaidOutcome::StayPending,
+        RcClass::Pending => PrepaidOutcome::StayPending { rc: code },
         _ => PrepaidOutcome::Succeed,
     }
 }
@@ -142,7 +144,14 @@ mod tests {
             prepaid("081200001106"),
             PrepaidOutcome::Fail { rc: "106".into() }
         );
-        assert_eq!(prepaid("081200001039"), PrepaidOutcome::StayPending);
+        assert_eq!(
+            prepaid("081200001039"),
+            PrepaidOutcome::StayPending { rc: "39".into() }
+        );
+        assert_eq!(
+            prepaid("081200001201"),
+            PrepaidOutcome::StayPending { rc: "201".into() }
+        );
         assert_eq!(prepaid("081200001000"), PrepaidOutcome::Succeed);
         // 204 refuses a request; it is no transaction outcome.
         assert_eq!(prepaid("081200001204"), PrepaidOutcome::Succeed);
