@@ -164,11 +164,10 @@ prop_compose! {
         customer_id in opt_text(),
         price in opt_amount(),
         message in opt_text(),
-        sn in opt_text(),
-        pin in opt_text(),
-        activation_code in opt_text(),
+        (sn, pin, activation_code) in (opt_text(), opt_text(), opt_text()),
         balance in opt_amount(),
         tr_id in opt_amount(),
+        (meter_no, subscriber_id, name, segment_power) in (opt_text(), opt_text(), opt_text(), opt_text()),
         rc in text(),
     ) -> PrepaidResult {
         PrepaidResult {
@@ -183,6 +182,10 @@ prop_compose! {
             activation_code,
             balance,
             tr_id,
+            meter_no,
+            subscriber_id,
+            name,
+            segment_power,
             rc,
         }
     }

@@ -87,3 +87,43 @@ async fn rc_201_is_reachable_by_a_test_number_and_stays_pending() {
     assert_eq!(h.report("undefined-1", "success").await.status, 200);
     assert_eq!(h.check_status("undefined-1").await.rc, "00");
 }
+
+#[tokio::test]
+async fn the_pln_meter_inquiry_answers_as_iak_does() {
+    let h = Harness::standard().await;
+    for version in [ApiVersion::V2, ApiVersion::V1] {
+        let (answer, parsed) = h
+            .prepaid(
+                IAK_USER,
+                IAK_KEY,
+                PrepaidCommand::InquiryPln {
+                    customer_id: "12345678901".into(),
+                },
+                Format::Json,
+                version,
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let r = parsed.message;
+        assert_eq!(r.rc, "00");
+        assert_eq!(r.status, Some(lunas_protocol::iak::prepaid::PrepaidStatus::Success));
+        assert_eq!(r.customer_id.as_deref(), Some("12345678901"));
+        assert!(r.meter_no.is_some() && r.subscriber_id.is_some());
+        assert!(r.name.is_some() && r.segment_power.is_some());
+        // The documented fields, in the SDK's mock's order.
+        let body = answer.json();
+        let keys: Vec<&str> = body["data"].as_object().unwrap().keys().map(String::as_str).collect();
+        for key in ["status", "meter_no", "subscriber_id", "name", "segment_power", "message", "rc"] {
+            assert!(keys.contains(&key), "{key} in {keys:?}");
+        }
+    }
+    // A wrong sign is IAK's rc 204 (as for every prepaid request); a number ending 1014 is rc 14.
+    let (answer, parsed) = h
+        .prepaid(IAK_USER, "wrong", PrepaidCommand::InquiryPln { customer_id: "12345678901".into() }, Format::Json, ApiVersion::V2)
+        .await;
+    assert_eq!((answer.status, parsed.message.rc.as_str()), (200, "204"));
+    let (_, parsed) = h
+        .prepaid(IAK_USER, IAK_KEY, PrepaidCommand::InquiryPln { customer_id: "12345671014".into() }, Format::Json, ApiVersion::V2)
+        .await;
+    assert_eq!(parsed.message.rc, "14");
+}

@@ -202,6 +202,11 @@ pub struct PrepaidResult {
     pub activation_code: Option<String>,
     pub balance: Option<i64>,
     pub tr_id: Option<i64>,
+    /// A PLN inquiry's answer: the meter, the subscriber, the name and the tariff/power.
+    pub meter_no: Option<String>,
+    pub subscriber_id: Option<String>,
+    pub name: Option<String>,
+    pub segment_power: Option<String>,
     pub rc: String,
 }
 
@@ -222,6 +227,10 @@ impl PrepaidResult {
             activation_code: f.text(&["activation_code"])?,
             balance: f.int(&["balance"])?,
             tr_id: f.int(&["tr_id"])?,
+            meter_no: f.text(&["meter_no"])?,
+            subscriber_id: f.text(&["subscriber_id"])?,
+            name: f.text(&["name"])?,
+            segment_power: f.text(&["segment_power"])?,
             rc: f.text_req(&["rc"])?,
         };
         Ok(Decoded {
@@ -250,6 +259,10 @@ impl PrepaidResult {
             .opt("activation_code", self.activation_code.as_deref())
             .opt("balance", self.balance)
             .opt("tr_id", self.tr_id)
+            .opt("meter_no", self.meter_no.as_deref())
+            .opt("subscriber_id", self.subscriber_id.as_deref())
+            .opt("name", self.name.as_deref())
+            .opt("segment_power", self.segment_power.as_deref())
             .put("rc", self.rc.as_str())
             .build();
         codec::encode(fields, format, Envelope::Data, &[])
@@ -479,6 +492,9 @@ pub enum PrepaidCommand {
         /// `all` | `active` | `non active`.
         status: Option<String>,
     },
+    /// A PLN prepaid meter's owner, before selling a token (`/api/inquiry-pln`; v1
+    /// `inquiry_pln` with `hp`). Signed with the customer number.
+    InquiryPln { customer_id: String },
 }
 
 impl PrepaidCommand {
@@ -489,6 +505,7 @@ impl PrepaidCommand {
             PrepaidCommand::CheckStatus { .. } => "inquiry",
             PrepaidCommand::Balance { .. } => "balance",
             PrepaidCommand::PriceList { .. } => "pricelist",
+            PrepaidCommand::InquiryPln { .. } => "inquiry_pln",
         }
     }
 
@@ -500,6 +517,7 @@ impl PrepaidCommand {
             }
             PrepaidCommand::Balance { .. } => IakSignInput::Balance,
             PrepaidCommand::PriceList { .. } => IakSignInput::PriceList,
+            PrepaidCommand::InquiryPln { customer_id } => IakSignInput::Field(customer_id),
         }
     }
 }
@@ -564,6 +582,7 @@ impl PrepaidRequest {
                 PrepaidCommand::CheckStatus { .. } => "/api/check-status".into(),
                 PrepaidCommand::Balance { .. } => "/api/check-balance".into(),
                 PrepaidCommand::PriceList { .. } => format!("/api/pricelist{suffix}"),
+                PrepaidCommand::InquiryPln { .. } => "/api/inquiry-pln".into(),
             },
         }
     }
@@ -592,6 +611,13 @@ impl PrepaidRequest {
             PrepaidCommand::CheckStatus { ref_id } => b.put("ref_id", ref_id.as_str()),
             PrepaidCommand::Balance { currency } => b.opt("currency", currency.as_deref()),
             PrepaidCommand::PriceList { status, .. } => b.opt("status", status.as_deref()),
+            PrepaidCommand::InquiryPln { customer_id } => {
+                let c = match version {
+                    ApiVersion::V1 => "hp",
+                    ApiVersion::V2 => "customer_id",
+                };
+                b.put(c, customer_id.as_str())
+            }
         };
         let fields = b.put("sign", self.sign.as_str()).build();
         codec::encode(fields, format, Envelope::Bare, &[])
@@ -616,6 +642,7 @@ impl PrepaidRequest {
                 "/api/top-up" => "topup",
                 "/api/check-status" => "inquiry",
                 "/api/check-balance" => "balance",
+                "/api/inquiry-pln" => "inquiry_pln",
                 other => {
                     return Err(ProtocolError::UnknownValue {
                         field: "path".into(),
@@ -636,6 +663,9 @@ impl PrepaidRequest {
             },
             "balance" => PrepaidCommand::Balance {
                 currency: f.text(&["currency"])?,
+            },
+            "inquiry_pln" => PrepaidCommand::InquiryPln {
+                customer_id: f.text_req(CUSTOMER)?,
             },
             "pricelist" => {
                 let mut segs = rest.split('/').filter(|s| !s.is_empty()).map(str::to_owned);

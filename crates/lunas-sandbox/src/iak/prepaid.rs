@@ -125,6 +125,7 @@ fn command_name(c: &PrepaidCommand) -> &'static str {
         PrepaidCommand::CheckStatus { .. } => "check-status",
         PrepaidCommand::Balance { .. } => "balance",
         PrepaidCommand::PriceList { .. } => "pricelist",
+        PrepaidCommand::InquiryPln { .. } => "inquiry-pln",
     }
 }
 
@@ -230,6 +231,15 @@ async fn answer(sb: &Sandbox, path: &str, bytes: &[u8]) -> (Response, Seen) {
                 seen.rc = result.rc.clone();
                 return (
                     http::provider(StatusCode::OK, format, result.encode(format)),
+                    seen,
+                );
+            }
+            PrepaidCommand::InquiryPln { customer_id } => {
+                drop(st);
+                let result = pln_inquiry(customer_id);
+                seen.rc = Some(result.rc.clone());
+                return (
+                    http::provider(StatusCode::OK, format, result.encode(format, version)),
                     seen,
                 );
             }
@@ -346,6 +356,38 @@ fn message(status: PrepaidStatus, code: &str) -> String {
     }
 }
 
+/// The answer to a PLN meter inquiry, shaped as IAK's (`status`, `customer_id`, `meter_no`,
+/// `subscriber_id`, `name`, `segment_power`, `message`, `rc`). The test numbers of top-ups
+/// apply: a number ending `1<rc>` with a failure rc (`...1014`) fails with that rc.
+fn pln_inquiry(customer_id: &str) -> PrepaidResult {
+    match scenario::prepaid(customer_id) {
+        PrepaidOutcome::Fail { rc: code } => PrepaidResult {
+            status: Some(PrepaidStatus::Failed),
+            customer_id: Some(customer_id.to_owned()),
+            message: Some(message(PrepaidStatus::Failed, &code)),
+            rc: code,
+            ..PrepaidResult::default()
+        },
+        _ => PrepaidResult {
+            status: Some(PrepaidStatus::Success),
+            customer_id: Some(customer_id.to_owned()),
+            meter_no: Some(customer_id.to_owned()),
+            subscriber_id: Some(customer_id.to_owned()),
+            name: Some(format!(
+                "PELANGGAN {}",
+                customer_id
+                    .chars()
+                    .skip(customer_id.chars().count().saturating_sub(4))
+                    .collect::<String>()
+            )),
+            segment_power: Some("R1M /000000900".to_owned()),
+            message: Some("SUCCESS".to_owned()),
+            rc: "00".to_owned(),
+            ..PrepaidResult::default()
+        },
+    }
+}
+
 /// The check-status answer for a transaction.
 fn view(tx: &PrepaidTx, balance: i64) -> PrepaidResult {
     let success = tx.status == PrepaidStatus::Success;
@@ -362,6 +404,7 @@ fn view(tx: &PrepaidTx, balance: i64) -> PrepaidResult {
         balance: Some(balance),
         tr_id: Some(tx.tr_id),
         rc: tx.rc.clone(),
+        ..PrepaidResult::default()
     }
 }
 
