@@ -454,7 +454,10 @@ fn inquiry_view(tx: &PostpaidTx) -> PostpaidResult {
 /// code, time, reference and the deposit.
 fn view(tx: &PostpaidTx, balance: Option<i64>) -> PostpaidResult {
     PostpaidResult {
-        datetime: tx.paid_at.map(clock::iak_datetime),
+        // The transaction's time: when it was paid, or (status 0, as seed 003 shows) inquired;
+        // the document's answer for a payment in process (status 3) has none.
+        datetime: (tx.status != PostpaidStatus::Processing)
+            .then(|| clock::iak_datetime(tx.paid_at.unwrap_or(tx.created_at))),
         response_code: tx.response_code.clone(),
         message: Some(message(&tx.response_code)),
         balance,

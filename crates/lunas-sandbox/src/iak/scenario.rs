@@ -15,6 +15,7 @@
 //! - `1<rc>`: the inquiry succeeds and the payment ends with that rc: `1037` failed,
 //!   `1039` pending (status 3) until reported, `1105` biller error; `1000` success.
 //! - anything else: success, one bill.
+//! - the document's own numbers: `6391601202` (three bills, paid), `6391601207` (pending).
 
 use lunas_protocol::iak::{rc, RcClass};
 
@@ -93,7 +94,24 @@ pub fn prepaid(customer_id: &str) -> PrepaidOutcome {
 }
 
 /// The scenario of an inquiry for `hp` at a biller that owes `several` periods on `0999`.
+/// The customer numbers of IAK's check-status document (seed 003) behave as its examples:
+/// `6391601202` owes three periods and is paid; `6391601207` stays in process.
 pub fn postpaid(hp: &str, several: usize) -> PostpaidScenario {
+    match hp.trim() {
+        "6391601202" => {
+            return PostpaidScenario::Bills {
+                bills: 3,
+                payment: PaymentOutcome::Succeed,
+            }
+        }
+        "6391601207" => {
+            return PostpaidScenario::Bills {
+                bills: 1,
+                payment: PaymentOutcome::Pending,
+            }
+        }
+        _ => {}
+    }
     let one = PostpaidScenario::Bills {
         bills: 1,
         payment: PaymentOutcome::Succeed,
@@ -190,6 +208,8 @@ mod tests {
             postpaid("530000001105", 8),
             bills(1, PaymentOutcome::Fail { rc: "105".into() })
         );
-        assert_eq!(postpaid("6391601202", 3), bills(1, PaymentOutcome::Succeed));
+        // The document's own numbers behave as its examples.
+        assert_eq!(postpaid("6391601202", 8), bills(3, PaymentOutcome::Succeed));
+        assert_eq!(postpaid("6391601207", 8), bills(1, PaymentOutcome::Pending));
     }
 }
