@@ -71,6 +71,8 @@ pub enum CallbackKind {
     Payment,
     /// A virtual account expired.
     Expired,
+    /// A paid virtual account was refunded or voided (`POST /sandbox/va/refund`).
+    Refund,
 }
 
 impl CallbackKind {
@@ -82,6 +84,7 @@ impl CallbackKind {
             CallbackKind::OutOfOrder => "out_of_order",
             CallbackKind::Payment => "payment",
             CallbackKind::Expired => "expired",
+            CallbackKind::Refund => "refund",
         }
     }
 }

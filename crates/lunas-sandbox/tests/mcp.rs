@@ -523,3 +523,51 @@ callback_url = "{callback}/mcp"
     assert!(creds.verify_callback(&tx, &signature));
     assert!(!mcp_credentials().verify_callback(&tx, &signature));
 }
+
+/// Refund and void callbacks as iFortepay's callback document shows them: `REFUNDED` (or
+/// `VOID`), `refund_history`, `transaction_type` `on_us`/`off_us`, and the response code asked
+/// for; signed like every callback.
+#[tokio::test]
+async fn refunds_and_voids_send_the_documents_callbacks() {
+    let h = Harness::standard().await;
+    let va = h.create_va(&create_request("refund-1", PaymentSystem::Closed, false, 150_000)).await;
+    let refund = |body: serde_json::Value| {
+        h.post("/sandbox/va/refund", "application/json", body.to_string())
+    };
+    // Nothing paid yet: nothing to refund.
+    assert_eq!(refund(serde_json::json!({"external_id": "refund-1"})).await.status, 409);
+    assert_eq!(h.pay("refund-1", 150_000).await.status, 200);
+    assert_eq!(
+        refund(serde_json::json!({"external_id": "refund-1", "amount": 150_001})).await.status,
+        400
+    );
+    let answer = refund(serde_json::json!({
+        "external_id": "refund-1", "amount": 50_000, "off_us": true, "response_code": "05"
+    }))
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let body = answer.json();
+    assert_eq!((body["transaction_status"].as_str(), body["total_refunded"].as_i64()), (Some("REFUNDED"), Some(50_000)));
+    let (callback, signed) = h.va_callbacks().last().cloned().unwrap();
+    assert!(signed);
+    assert_eq!(callback.transaction_status, TransactionStatus::Refunded);
+    assert_eq!(callback.response_code.as_deref(), Some("05"));
+    assert_eq!(callback.transaction_type.as_deref(), Some("off_us"));
+    let history = callback.refund_history.clone().unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].refund_amount, Some(50_000));
+    assert!(history[0].refund_time.is_some());
+    // The inquiry agrees.
+    let now = h.inquiry(&va).await;
+    assert_eq!(now.transaction_status, TransactionStatus::Refunded);
+    assert_eq!(now.refund_history.unwrap().len(), 1);
+    // The rest, as a void.
+    let answer = refund(serde_json::json!({"external_id": "refund-1", "void": true})).await;
+    assert_eq!(answer.json()["total_refunded"], 150_000);
+    let (callback, _) = h.va_callbacks().last().cloned().unwrap();
+    assert_eq!(callback.transaction_status, TransactionStatus::Void);
+    assert_eq!(callback.transaction_type.as_deref(), Some("on_us"));
+    assert_eq!(callback.refund_history.unwrap().len(), 2);
+    // Nothing is left.
+    assert_eq!(refund(serde_json::json!({"external_id": "refund-1"})).await.status, 409);
+}

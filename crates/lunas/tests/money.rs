@@ -906,3 +906,37 @@ async fn events_carry_the_previous_state_and_running_totals() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_void_off_us_with_another_response_code_is_a_refund_like_the_sandbox_sends() {
+    // What `POST /sandbox/va/refund {"void": true, "off_us": true, "response_code": "05"}`
+    // sends, as iFortepay's callback document describes refunds and voids.
+    let gw = TestGateway::start().await;
+    gw.mcp(&va_callback(
+        "v-void",
+        TransactionStatus::Paid,
+        PaymentSystem::Closed,
+        40_000,
+        &[("a", 40_000)],
+        false,
+    ))
+    .await;
+    let mut void = va_callback(
+        "v-void",
+        TransactionStatus::Void,
+        PaymentSystem::Closed,
+        40_000,
+        &[("a", 40_000)],
+        false,
+    );
+    void.response_code = Some("05".into());
+    void.transaction_type = Some("off_us".into());
+    void.refund_history = Some(vec![RefundRecord {
+        refund_time: Some("2026-12-01T10:00:00.000+07:00".into()),
+        refund_amount: Some(40_000),
+    }]);
+    assert_eq!(gw.mcp(&void).await.0, 200);
+    let rec = gw.record("mcp", "v-void").await.unwrap();
+    assert_eq!((rec["state"].as_str(), rec["total_refunded"].as_i64()), (Some("refunded"), Some(40_000)));
+    assert_eq!(events_of(&gw, "va.refunded").await.len(), 1);
+}

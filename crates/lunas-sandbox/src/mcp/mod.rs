@@ -99,9 +99,26 @@ pub(crate) struct Va {
     pub billing_address: Option<Address>,
     pub callback_url: Option<String>,
     pub additional_data: Option<String>,
+    /// Refunds (and a void) made by `POST /sandbox/va/refund`, oldest first.
+    pub refunds: Vec<VaRefund>,
+    /// `on_us` or `off_us` once a refund said which (the document's `transaction_type`).
+    pub transaction_type: Option<String>,
+}
+
+/// One refund of a VA's money.
+#[derive(Debug, Clone)]
+pub(crate) struct VaRefund {
+    pub amount: i64,
+    pub at: OffsetDateTime,
 }
 
 impl Va {
+    pub fn total_refunded(&self) -> i64 {
+        self.refunds
+            .iter()
+            .fold(0i64, |acc, r| acc.saturating_add(r.amount))
+    }
+
     pub fn total_paid(&self) -> i64 {
         self.payments
             .iter()
@@ -249,6 +266,7 @@ impl Provider for Mcp {
             .route("/va/inquiry", post(va::inquiry))
             .route("/va/cancel", post(va::cancel))
             .route("/sandbox/va/pay", post(payments::va_pay))
+            .route("/sandbox/va/refund", post(payments::va_refund))
     }
 
     fn login(&self, account: &Account) -> String {

@@ -4,6 +4,12 @@
 //!   into a virtual account. 200 with the VA's new state and the callback outcome; 404
 //!   unknown VA; 409 expired, cancelled or fully paid; 400 an amount the VA does not take.
 //!   Errors are `{"error": {"code", "message"}}`, as every control's.
+//! - `POST /sandbox/va/refund` `{"external_id", "amount"?, "account"?, "void"?, "off_us"?,
+//!   "response_code"?}` refunds money paid into a VA (all of what is left unless `amount`
+//!   says less), or voids it (`"void": true`), as iFortepay's refund and void callbacks show:
+//!   status `REFUNDED` (or `VOID`), `refund_history`, `transaction_type` `on_us`/`off_us`,
+//!   and the `response_code` asked for (default `00`). 200 with the VA and the callback; 404
+//!   unknown VA; 409 nothing paid or already refunded in full; 400 an amount over what is left.
 //! - Every payment plans a `PAID` callback (with the account's callback faults); an `ACTIVE`
 //!   VA whose time has come becomes `EXPIRED` and queues one `EXPIRED` callback.
 
@@ -17,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::va::{view, INQUIRY_HISTORY};
-use super::{credentials, held, held_mut, Va, VaPayment, VirtualAccounts};
+use super::{credentials, held, held_mut, Va, VaPayment, VaRefund, VirtualAccounts};
 use crate::callbacks::{Delivery, Plan};
 use crate::faults;
 use crate::http::{self, Refusal, Seen};
@@ -121,35 +127,175 @@ fn decide_pay(sb: &Sandbox, req: &PayRequest, seen: &mut Seen) -> Result<Paid, R
     sb.settle(&mut st, now);
     // An expiry found on the way queued a callback: let the dispatcher send it.
     sb.inner.wake.notify_one();
+    let index = owner(sb, &st, &req.external_id, req.account.as_deref())?;
+    seen.account = Some(sb.inner.accounts[index].id.clone());
+    pay(sb, &mut st, index, &req.external_id, req.amount, now)
+}
+
+/// The account that holds the VA `external_id` (of those `account` allows).
+fn owner(
+    sb: &Sandbox,
+    st: &State,
+    external_id: &str,
+    account: Option<&str>,
+) -> Result<usize, Refusal> {
     let owners: Vec<usize> = sb
         .inner
         .accounts
         .iter()
         .enumerate()
-        .filter(|(_, a)| req.account.as_deref().is_none_or(|id| id == a.id))
-        .filter(|(i, _)| held(&st, *i).is_some_and(|h| h.vas.contains_key(&req.external_id)))
+        .filter(|(_, a)| account.is_none_or(|id| id == a.id))
+        .filter(|(i, _)| held(st, *i).is_some_and(|h| h.vas.contains_key(external_id)))
         .map(|(i, _)| i)
         .collect();
-    let index = match owners.as_slice() {
-        [i] => *i,
-        [] => {
-            return Err((
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no virtual account with external_id {}", req.external_id),
-            ))
-        }
-        _ => {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                "ambiguous_external_id",
-                "several accounts have a VA with this external_id; say which with \"account\""
-                    .to_owned(),
-            ))
+    match owners.as_slice() {
+        [i] => Ok(*i),
+        [] => Err((
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no virtual account with external_id {external_id}"),
+        )),
+        _ => Err((
+            StatusCode::BAD_REQUEST,
+            "ambiguous_external_id",
+            "several accounts have a VA with this external_id; say which with \"account\""
+                .to_owned(),
+        )),
+    }
+}
+
+/// The body of `POST /sandbox/va/refund`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    pub external_id: String,
+    /// Rupiah to refund; default all that is paid and not yet refunded.
+    #[serde(default)]
+    pub amount: Option<i64>,
+    #[serde(default)]
+    pub account: Option<String>,
+    /// A void (status `VOID`) rather than a refund.
+    #[serde(default)]
+    pub void: bool,
+    /// `transaction_type: "off_us"` (another bank's customer) rather than `on_us`.
+    #[serde(default)]
+    pub off_us: bool,
+    /// The callback's `response_code` (default `00`).
+    #[serde(default)]
+    pub response_code: Option<String>,
+}
+
+/// The answer of `POST /sandbox/va/refund`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefundAnswer {
+    pub account: String,
+    pub external_id: String,
+    pub transaction_status: String,
+    pub refunded_amount: i64,
+    pub total_refunded: i64,
+    /// The VA as `/va/inquiry` now shows it.
+    pub va: VaTransaction,
+    /// The refund callback and the receiver's answer.
+    pub callbacks: Vec<CallbackRecord>,
+}
+
+/// `POST /sandbox/va/refund`.
+pub(super) async fn va_refund(AxumState(sb): AxumState<Sandbox>, body: Bytes) -> Response {
+    let mut seen = Seen {
+        command: Some("va-refund"),
+        ..Seen::default()
+    };
+    let response = match http::parse_json::<RefundRequest>(&body) {
+        Err(r) => http::refuse(r),
+        Ok(req) => {
+            seen.reference = Some(req.external_id.clone());
+            match decide_refund(&sb, &req, &mut seen) {
+                Err(r) => http::refuse(r),
+                Ok((index, va, refunded, plan)) => {
+                    let callbacks = sb.execute(plan).await;
+                    let total_refunded = va.total_refunded();
+                    http::json(
+                        StatusCode::OK,
+                        &RefundAnswer {
+                            account: sb.inner.accounts[index].id.clone(),
+                            external_id: va.external_id.clone(),
+                            transaction_status: va.status.as_str().to_owned(),
+                            refunded_amount: refunded,
+                            total_refunded,
+                            va: view(&va, INQUIRY_HISTORY),
+                            callbacks,
+                        },
+                    )
+                }
+            }
         }
     };
+    sb.seen("POST", "/sandbox/va/refund", response.status(), seen);
+    response
+}
+
+fn decide_refund(
+    sb: &Sandbox,
+    req: &RefundRequest,
+    seen: &mut Seen,
+) -> Result<(usize, Va, i64, Plan), Refusal> {
+    let now = sb.now();
+    let mut st = sb.lock();
+    sb.settle(&mut st, now);
+    let index = owner(sb, &st, &req.external_id, req.account.as_deref())?;
     seen.account = Some(sb.inner.accounts[index].id.clone());
-    pay(sb, &mut st, index, &req.external_id, req.amount, now)
+    let response_code = req.response_code.clone().unwrap_or_else(|| "00".to_owned());
+    if response_code.is_empty()
+        || response_code.len() > 8
+        || !response_code.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "invalid_response_code",
+            "response_code must be a short code like 00 or 05".to_owned(),
+        ));
+    }
+    let va = held_mut(&mut st, index)
+        .and_then(|h| h.vas.get_mut(&req.external_id))
+        .expect("the owner holds it");
+    let left = va.total_paid().saturating_sub(va.total_refunded());
+    if left <= 0 {
+        return Err((
+            StatusCode::CONFLICT,
+            "not_refundable",
+            if va.payments.is_empty() {
+                "nothing was paid into this virtual account".to_owned()
+            } else {
+                "everything paid into this virtual account was refunded already".to_owned()
+            },
+        ));
+    }
+    let amount = req.amount.unwrap_or(left);
+    if amount <= 0 || amount > left {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "invalid_amount",
+            format!("amount must be between 1 and the {left} rupiah paid and not refunded"),
+        ));
+    }
+    va.refunds.push(VaRefund { amount, at: now });
+    va.status = if req.void {
+        TransactionStatus::Void
+    } else {
+        TransactionStatus::Refunded
+    };
+    va.transaction_type = Some(if req.off_us { "off_us" } else { "on_us" }.to_owned());
+    let va = va.clone();
+    let mut body = view(&va, usize::MAX);
+    body.response_code = Some(response_code.clone());
+    body.transaction_time = Some(clock::mcp_time(now));
+    let account = &sb.inner.accounts[index];
+    let key = format!("{}#refund{}", va.external_id, va.refunds.len());
+    let decisions = faults::decide(sb.inner.seed, &account.id, &key, &account.faults);
+    let primary = delivery(sb, index, &va, &body, CallbackKind::Refund, false);
+    let (plan, _) = Plan::primary(&mut st.log, &account.id, now, now, primary, &decisions);
+    seen.rc = Some(response_code);
+    Ok((index, va, amount, plan))
 }
 
 /// The result of a simulated payment.

@@ -8,7 +8,7 @@ use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use lunas_protocol::mcp::{
-    self, CreateVaRequest, McpResponse, PaymentDetails, PaymentRecord, PaymentSystem,
+    self, CreateVaRequest, McpResponse, PaymentDetails, PaymentRecord, PaymentSystem, RefundRecord,
     TransactionStatus, VaLookupRequest, VaTransaction,
 };
 use lunas_protocol::ProtocolError;
@@ -375,6 +375,8 @@ fn do_create(sb: &Sandbox, index: usize, req: &CreateVaRequest) -> Result<VaTran
         billing_address: req.billing_address.clone(),
         callback_url: req.callback_url.clone(),
         additional_data: None,
+        refunds: Vec::new(),
+        transaction_type: None,
     };
     let data = view(&va, INQUIRY_HISTORY);
     if let Some(h) = held_mut(&mut st, index) {
@@ -431,6 +433,18 @@ pub(super) fn view(va: &Va, history: usize) -> VaTransaction {
     tx.additional_data = va.additional_data.clone();
     tx.callback_url = va.callback_url.clone();
     tx.payment_history = (!payments.is_empty()).then_some(payments);
-    tx.transaction_type = last.map(|_| "on_us".to_owned());
+    tx.refund_history = (!va.refunds.is_empty()).then(|| {
+        va.refunds
+            .iter()
+            .map(|r| RefundRecord {
+                refund_time: Some(clock::mcp_time(r.at)),
+                refund_amount: Some(r.amount),
+            })
+            .collect()
+    });
+    tx.transaction_type = va
+        .transaction_type
+        .clone()
+        .or_else(|| last.map(|_| "on_us".to_owned()));
     tx
 }
