@@ -218,7 +218,11 @@ async fn mcp_callbacks_meet_the_same_faults() {
             transaction_description: Some("x".into()),
             ..PaymentDetails::default()
         },
-        customer_details: CustomerDetails::default(),
+        customer_details: CustomerDetails {
+            email: Some("budi@example.co.id".into()),
+            full_name: Some("Budi Santoso".into()),
+            phone: None,
+        },
         item_details: None,
         billing_address: None,
         callback_url: None,

@@ -289,9 +289,11 @@ async fn open_and_multi_use_vas_take_repeated_payments() {
         Some("2034-05-01T10:00:00.000+07:00"),
         "OPEN lives ten years"
     );
-    for amount in [12_345, 50_000, 7] {
+    for amount in [12_345, 50_000, 10_007] {
         assert_eq!(h.pay("open-1", amount).await.status, 200);
     }
+    // Less than IDR 10,000 is not taken (iFortepay's minimum for an OPEN VA).
+    assert_eq!(h.pay("open-1", 9_999).await.status, 400);
     h.create_va(&create_request(
         "multi-1",
         PaymentSystem::Closed,
@@ -309,7 +311,7 @@ async fn open_and_multi_use_vas_take_repeated_payments() {
         .filter(|(c, _)| c.external_id == "open-1")
         .collect();
     assert_eq!(open_cbs.len(), 3);
-    assert_eq!(open_cbs[2].0.total_paid(), Some(62_352));
+    assert_eq!(open_cbs[2].0.total_paid(), Some(72_352));
     assert_eq!(open_cbs[2].0.payment_history.as_ref().unwrap().len(), 3);
     let inquiry = h.inquiry(&open).await;
     assert_eq!(inquiry.payment_history.unwrap().len(), 3);
@@ -329,11 +331,11 @@ async fn inquiry_lists_only_the_latest_five_payments() {
         .create_va(&create_request("many", PaymentSystem::Open, true, 0))
         .await;
     for i in 1..=7 {
-        h.pay("many", i * 1000).await;
+        h.pay("many", i * 10_000).await;
     }
     let history = h.inquiry(&va).await.payment_history.unwrap();
     let amounts: Vec<_> = history.iter().map(|p| p.paid_amount.unwrap()).collect();
-    assert_eq!(amounts, [3000, 4000, 5000, 6000, 7000]);
+    assert_eq!(amounts, [30_000, 40_000, 50_000, 60_000, 70_000]);
     let last = h.va_callbacks().pop().unwrap().0;
     assert_eq!(
         last.payment_history.unwrap().len(),
@@ -570,4 +572,20 @@ async fn refunds_and_voids_send_the_documents_callbacks() {
     assert_eq!(callback.refund_history.unwrap().len(), 2);
     // Nothing is left.
     assert_eq!(refund(serde_json::json!({"external_id": "refund-1"})).await.status, 409);
+}
+
+#[tokio::test]
+async fn a_va_without_the_customers_email_or_an_open_one_under_10000_is_refused() {
+    let h = Harness::standard().await;
+    let mut req = create_request("no-mail", PaymentSystem::Closed, false, 50_000);
+    req.customer_details.email = None;
+    let headers = mcp_credentials().request_headers("no-mail", &req.order_id);
+    let answer = h.post_with("/va", "application/json", req.encode(), &headers).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert!(answer.text().contains("customer_details.email"), "{}", answer.text());
+    let req = create_request("open-small", PaymentSystem::Open, true, 5_000);
+    let headers = mcp_credentials().request_headers("open-small", &req.order_id);
+    let answer = h.post_with("/va", "application/json", req.encode(), &headers).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert!(answer.text().contains("10000"), "{}", answer.text());
 }

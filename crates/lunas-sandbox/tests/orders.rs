@@ -190,7 +190,11 @@ fn va_create(reference: &str) -> Order {
             transaction_description: Some("order fault test".into()),
             ..PaymentDetails::default()
         },
-        customer_details: CustomerDetails::default(),
+        customer_details: CustomerDetails {
+            email: Some("budi@example.co.id".into()),
+            full_name: Some("Budi Santoso".into()),
+            phone: None,
+        },
         item_details: None,
         billing_address: None,
         callback_url: None,

@@ -357,6 +357,14 @@ fn pay(
         ));
     }
     match va.system {
+        PaymentSystem::Open
+            if amount < super::va::OPEN_MINIMUM && !va.channel.eq_ignore_ascii_case("BNI") =>
+        {
+            return Err(invalid(format!(
+                "an OPEN virtual account takes at least {} rupiah",
+                super::va::OPEN_MINIMUM
+            )))
+        }
         PaymentSystem::Closed if amount != va.amount => {
             return Err(invalid(format!(
                 "a CLOSED virtual account takes exactly {} rupiah, not {amount}",

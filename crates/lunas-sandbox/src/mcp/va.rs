@@ -257,6 +257,9 @@ fn find<'a>(st: &'a State, index: usize, req: &VaLookupRequest) -> Result<&'a Va
     Ok(va)
 }
 
+/// The least an OPEN VA takes (iFortepay's PG3 page; BNI excepted).
+pub(super) const OPEN_MINIMUM: i64 = 10_000;
+
 /// The VA number prefix of a bank, so numbers look like the bank's.
 fn bank_prefix(channel: &str) -> &'static str {
     match channel.to_ascii_uppercase().as_str() {
@@ -310,8 +313,26 @@ fn do_create(sb: &Sandbox, index: usize, req: &CreateVaRequest) -> Result<VaTran
     if req.payment_channel.trim().is_empty() {
         return Err(bad_request("payment_channel is required"));
     }
+    // iFortepay's create page marks the customer's email and full name mandatory.
+    let filled = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+    if !filled(&req.customer_details.email) {
+        return Err(bad_request("customer_details.email is required"));
+    }
+    if !filled(&req.customer_details.full_name) {
+        return Err(bad_request("customer_details.full_name is required"));
+    }
     let d = &req.payment_details;
     let system = d.payment_system.unwrap_or(PaymentSystem::Closed);
+    // An OPEN VA takes any amount from IDR 10,000 (BNI excepted), so one asking for less is
+    // refused.
+    if system == PaymentSystem::Open
+        && !req.payment_channel.eq_ignore_ascii_case("BNI")
+        && d.amount.is_some_and(|a| a > 0 && a < OPEN_MINIMUM)
+    {
+        return Err(bad_request(format!(
+            "an OPEN virtual account takes at least {OPEN_MINIMUM} rupiah"
+        )));
+    }
     let multi_use = system == PaymentSystem::Open || d.is_multi_use.unwrap_or(false);
     let amount = match system {
         PaymentSystem::Open => 0,
