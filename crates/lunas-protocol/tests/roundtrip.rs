@@ -646,6 +646,8 @@ prop_compose! {
             item_details,
             billing_address,
             callback_url,
+            shipping_address: None,
+            additional_data: None,
         }
     }
 }

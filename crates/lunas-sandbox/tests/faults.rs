@@ -226,6 +226,8 @@ async fn mcp_callbacks_meet_the_same_faults() {
         item_details: None,
         billing_address: None,
         callback_url: None,
+        shipping_address: None,
+        additional_data: None,
     };
     let headers = mcp_credentials().request_headers("va-f", "ORD-1");
     assert_eq!(

@@ -41,6 +41,8 @@ fn create_request(
         item_details: None,
         billing_address: None,
         callback_url: None,
+        shipping_address: None,
+        additional_data: None,
     }
 }
 
@@ -588,4 +590,41 @@ async fn a_va_without_the_customers_email_or_an_open_one_under_10000_is_refused(
     let answer = h.post_with("/va", "application/json", req.encode(), &headers).await;
     assert_eq!(answer.status, 400, "{}", answer.text());
     assert!(answer.text().contains("10000"), "{}", answer.text());
+}
+
+/// Seed 002: what the merchant gave at creation (addresses, items, additional data) comes back
+/// in the callbacks and the inquiries, as the document's callback shows.
+#[tokio::test]
+async fn what_was_given_at_creation_comes_back_in_callbacks_and_inquiries() {
+    use lunas_protocol::mcp::{Address, ItemDetail};
+    let h = Harness::standard().await;
+    let address = |city: &str| Address {
+        phone: Some("081234567890".into()),
+        address: Some("Jl. Sudirman 1".into()),
+        city: Some(city.into()),
+        postal_code: Some("10220".into()),
+        country: Some("ID".into()),
+        full_name: Some("Budi Santoso".into()),
+    };
+    let mut req = create_request("given-1", PaymentSystem::Closed, false, 75_000);
+    req.billing_address = Some(address("Jakarta"));
+    req.shipping_address = Some(address("Bandung"));
+    req.item_details = Some(vec![ItemDetail {
+        item_id: Some("SKU-1".into()),
+        name: Some("Voucher".into()),
+        amount: Some(75_000),
+        qty: Some(1),
+        description: Some("one voucher".into()),
+    }]);
+    req.additional_data = Some("note from the shop".into());
+    let va = h.create_va(&req).await;
+    assert_eq!(h.pay("given-1", 75_000).await.status, 200);
+    let (callback, _) = h.va_callbacks().last().cloned().unwrap();
+    let inquiry = h.inquiry(&va).await;
+    for tx in [&va, &callback, &inquiry] {
+        assert_eq!(tx.billing_address, req.billing_address);
+        assert_eq!(tx.shipping_address, req.shipping_address);
+        assert_eq!(tx.item_details, req.item_details);
+        assert_eq!(tx.additional_data, req.additional_data);
+    }
 }

@@ -198,6 +198,8 @@ fn va_create(reference: &str) -> Order {
         item_details: None,
         billing_address: None,
         callback_url: None,
+        shipping_address: None,
+        additional_data: None,
     };
     Order {
         kind: Kind::Va,

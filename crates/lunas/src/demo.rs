@@ -525,6 +525,8 @@ impl Traffic {
             item_details: None,
             billing_address: None,
             callback_url: None,
+            shipping_address: None,
+            additional_data: None,
         };
         let credentials = Credentials {
             merchant_id: MCP_MERCHANT.into(),

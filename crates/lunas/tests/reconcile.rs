@@ -654,6 +654,8 @@ async fn a_va_paid_without_a_callback_is_found_paid_by_inquiry() {
         item_details: None,
         billing_address: None,
         callback_url: None,
+        shipping_address: None,
+        additional_data: None,
     };
     let creds = common::mcp_credentials();
     let mut builder = w

@@ -414,7 +414,12 @@ pub struct CreateVaRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billing_address: Option<Address>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// Free text the merchant gets back in the callbacks and inquiries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_data: Option<String>,
 }
 
 impl CreateVaRequest {

@@ -97,6 +97,7 @@ pub(crate) struct Va {
     pub customer: CustomerDetails,
     pub items: Option<Vec<ItemDetail>>,
     pub billing_address: Option<Address>,
+    pub shipping_address: Option<Address>,
     pub callback_url: Option<String>,
     pub additional_data: Option<String>,
     /// Refunds (and a void) made by `POST /sandbox/va/refund`, oldest first.

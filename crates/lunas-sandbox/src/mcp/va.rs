@@ -394,8 +394,9 @@ fn do_create(sb: &Sandbox, index: usize, req: &CreateVaRequest) -> Result<VaTran
         customer: req.customer_details.clone(),
         items: req.item_details.clone(),
         billing_address: req.billing_address.clone(),
+        shipping_address: req.shipping_address.clone(),
         callback_url: req.callback_url.clone(),
-        additional_data: None,
+        additional_data: req.additional_data.clone(),
         refunds: Vec::new(),
         transaction_type: None,
     };
@@ -450,6 +451,7 @@ pub(super) fn view(va: &Va, history: usize) -> VaTransaction {
     tx.customer_details = Some(va.customer.clone());
     tx.item_details = va.items.clone();
     tx.billing_address = va.billing_address.clone();
+    tx.shipping_address = va.shipping_address.clone();
     tx.issuer = last.map(|_| va.channel.clone());
     tx.additional_data = va.additional_data.clone();
     tx.callback_url = va.callback_url.clone();

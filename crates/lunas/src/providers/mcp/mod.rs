@@ -257,6 +257,8 @@ impl Provider for Mcp {
             item_details: None,
             billing_address: None,
             callback_url: None,
+            shipping_address: None,
+            additional_data: None,
         };
         self.request(PATH_CREATE, reference, &va.order_id, request.encode())
     }
