@@ -431,6 +431,21 @@ async fn the_mcp_seed_body_raw_lands_paid_with_its_payment() {
 }
 
 #[tokio::test]
+async fn the_mcp_documents_example_request_with_its_repeated_keys_lands_too() {
+    // Seed 002's "Example Request" as written: `response_code` and `additional_data` appear
+    // twice (the same code; free text that differs). One repeated-key rule accepts it.
+    let gw = TestGateway::start().await;
+    let (body, sig) = mcp_fixture("mcp/callback_example_request.json");
+    assert_eq!(body.matches("\"response_code\"").count(), 2);
+    let (status, ack) = gw
+        .callback("mcp", body, &[("mcp-signature", sig.as_str())])
+        .await;
+    assert_eq!(status, 200, "{ack}");
+    let tx = gw.record("mcp", "ext-0001").await.expect("created");
+    assert_eq!((tx["state"].as_str(), tx["total_paid"].as_i64()), (Some("partially_paid"), Some(50000)));
+}
+
+#[tokio::test]
 async fn the_mcp_seed_curl_variant_lands_partially_paid() {
     // A PARTIAL VA reported PAID with 50 000 of 150 000 paid is partially paid, not paid.
     let gw = TestGateway::start().await;
