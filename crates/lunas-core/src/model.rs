@@ -500,6 +500,11 @@ pub const GOODS_FIELDS: [&str; 3] = ["serial_number", "pin", "activation_code"];
 /// flood naming one transaction cannot grow its timeline (or the disk) without bound.
 pub const MAX_OBSERVATIONS_PER_TRANSACTION: i64 = 200;
 
+/// How much of the body of a message that changed nothing is kept (its full size and SHA-256
+/// are kept too): the message that set the state keeps its whole body; a copy that changes
+/// nothing is evidence that it arrived, not of anything new.
+pub const UNCHANGED_BODY_CAP: usize = 4096;
+
 impl ObservationVerdict {
     /// A message with this verdict changed nothing: a repeat of it need not be stored again
     /// (it is counted on the observation it repeats).

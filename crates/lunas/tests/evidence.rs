@@ -61,6 +61,20 @@ async fn a_replayed_padded_callback_is_stored_once_and_counted() {
     );
     assert_eq!(gw.verdicts("iak", "replayed").await.len(), 300);
     assert_eq!(gw.event_types().await, ["transaction.succeeded"]);
+    // The message that set the state keeps its whole body; the copy keeps 4 KB of it, with
+    // its full size and digest.
+    let observations: Vec<&serde_json::Value> = tx["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "observation")
+        .collect();
+    assert!(observations[0]["body"].as_str().unwrap().len() > 60_000);
+    let copy = observations[1];
+    assert!(copy["body"].as_str().unwrap().len() <= lunas_core::UNCHANGED_BODY_CAP);
+    assert!(copy["body_size"].as_u64().unwrap() > 60_000);
+    assert_eq!(copy["body_truncated"], true);
+    assert_eq!(copy["body_sha256"], observations[0]["body_sha256"]);
 }
 
 #[tokio::test]

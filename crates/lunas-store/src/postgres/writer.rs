@@ -571,6 +571,11 @@ async fn insert_observation(
 ) -> Result<i64, sqlx::Error> {
     let transaction_id = record.map(|r| r.id).or(linked);
     let digest = crate::body_digest(&obs.body);
+    let kept = if verdict.changes_nothing() {
+        &obs.body[..obs.body.len().min(lunas_core::UNCHANGED_BODY_CAP)]
+    } else {
+        &obs.body[..]
+    };
     let at = to_millis(obs.received_at);
     if let (Some(tx), true) = (transaction_id, verdict.changes_nothing()) {
         if let Some(id) = repeated(c, tx, &digest, verdict).await? {
@@ -600,7 +605,7 @@ async fn insert_observation(
     .bind(at)
     .bind(&obs.content_type)
     .bind(&obs.remote_addr)
-    .bind(&obs.body)
+    .bind(kept)
     .bind(obs.body_size as i64)
     .bind(verdict.as_str())
     .bind(&obs.detail)

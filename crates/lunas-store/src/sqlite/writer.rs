@@ -426,6 +426,11 @@ fn insert_observation(
 ) -> rusqlite::Result<i64> {
     let transaction_id = record.map(|r| r.id).or(linked);
     let digest = crate::body_digest(&obs.body);
+    let kept = if verdict.changes_nothing() {
+        &obs.body[..obs.body.len().min(lunas_core::UNCHANGED_BODY_CAP)]
+    } else {
+        &obs.body[..]
+    };
     let at = to_millis(obs.received_at);
     if let (Some(tx), true) = (transaction_id, verdict.changes_nothing()) {
         if let Some(id) = repeated(c, tx, &digest, verdict)? {
@@ -449,7 +454,7 @@ fn insert_observation(
         at,
         obs.content_type,
         obs.remote_addr,
-        obs.body,
+        kept,
         obs.body_size as i64,
         verdict.as_str(),
         obs.detail,

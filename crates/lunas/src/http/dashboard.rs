@@ -251,6 +251,41 @@ fn masked_body(body: &[u8]) -> String {
             text.replace_range(start..end, "••••");
             from = start + "••••".len() + close.len();
         }
+        // A JSON body cut short (a refusal's or a repeat's kept part) does not parse: mask
+        // `"pin": "..."` wherever it appears, even with its closing quote cut off.
+        let key = format!("\"{tag}\"");
+        let mut from = 0;
+        while let Some(at) = text[from..].find(&key).map(|i| from + i + key.len()) {
+            let rest = &text[at..];
+            let after_colon = rest
+                .trim_start()
+                .strip_prefix(':')
+                .map(|r| rest.len() - r.trim_start().len());
+            let Some(offset) = after_colon else {
+                from = at;
+                continue;
+            };
+            let start = at + offset;
+            if !text[start..].starts_with('"') {
+                from = start;
+                continue;
+            }
+            let value = start + 1;
+            let mut end = text.len();
+            let mut escaped = false;
+            for (i, c) in text[value..].char_indices() {
+                match c {
+                    '\\' if !escaped => escaped = true,
+                    '"' if !escaped => {
+                        end = value + i;
+                        break;
+                    }
+                    _ => escaped = false,
+                }
+            }
+            text.replace_range(value..end, "••••");
+            from = value + "••••".len();
+        }
     }
     text
 }
@@ -1203,6 +1238,16 @@ fn balance_chart(samples: &[lunas_store::BalanceSample], threshold: Option<i64>)
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn goods_are_masked_in_json_cut_short_too() {
+        let cut = br#"{"data":{"ref_id":"a","pin" : "1234-5678","sn":"5531-8812-00"#;
+        let shown = super::masked_body(cut);
+        assert!(!shown.contains("1234-5678") && !shown.contains("5531-8812"), "{shown}");
+        assert!(shown.contains("\"ref_id\":\"a\""), "{shown}");
+        let escaped = br#"{"data":{"pin":"12\"34","x":1"#;
+        assert!(!super::masked_body(escaped).contains("34"), "{}", super::masked_body(escaped));
+    }
+
     use super::*;
 
     #[test]
