@@ -86,9 +86,27 @@ pub(crate) fn decode(bytes: &[u8], envelope: Envelope) -> Result<(Format, Map<St
 /// The IAK fields lunas decides on: repeated with different values, a message is refused
 /// (see [`crate::json`]); XML repeats them as sibling elements, held to the same rule.
 const IAK_DECISIVE: &[&str] = &[
-    "data", "ref_id", "tr_id", "status", "rc", "response_code", "sign", "price", "balance",
-    "sn", "pin", "activation_code", "code", "product_code", "customer_id", "hp", "nominal",
-    "admin", "amount", "selling_price", "period",
+    "data",
+    "ref_id",
+    "tr_id",
+    "status",
+    "rc",
+    "response_code",
+    "sign",
+    "price",
+    "balance",
+    "sn",
+    "pin",
+    "activation_code",
+    "code",
+    "product_code",
+    "customer_id",
+    "hp",
+    "nominal",
+    "admin",
+    "amount",
+    "selling_price",
+    "period",
 ];
 
 /// Applies the repeated-key rule to XML: sibling elements with the same name arrive as a list.
@@ -101,7 +119,8 @@ fn collapse_repeats(value: &mut Value) -> Result<()> {
                 if let Value::Array(items) = field {
                     if !items.is_empty() && items.iter().all(Value::is_string) {
                         let last = items.last().cloned().unwrap_or(Value::Null);
-                        if IAK_DECISIVE.contains(&key.as_str()) && items.iter().any(|i| *i != last) {
+                        if IAK_DECISIVE.contains(&key.as_str()) && items.iter().any(|i| *i != last)
+                        {
                             return Err(ProtocolError::DuplicateField(format!(
                                 "the element <{key}> appears twice with different values; lunas will not guess which one is meant"
                             )));

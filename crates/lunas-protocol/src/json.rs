@@ -39,7 +39,10 @@ struct Strict<'a> {
 impl<'de> DeserializeSeed<'de> for Strict<'_> {
     type Value = Value;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Value, D::Error> {
         d.deserialize_any(self)
     }
 }
@@ -116,9 +119,17 @@ mod tests {
 
     #[test]
     fn identical_or_informational_repeats_are_accepted_and_differing_decisive_ones_refused() {
-        let v = parse(br#"{"status":"1","status":"1","note":"a","note":"b"}"#, DECISIVE).unwrap();
+        let v = parse(
+            br#"{"status":"1","status":"1","note":"a","note":"b"}"#,
+            DECISIVE,
+        )
+        .unwrap();
         assert_eq!(v, serde_json::json!({"status": "1", "note": "b"}));
-        let e = parse(br#"{"data":{"status":"1"},"data":{"status":"2"}}"#, DECISIVE).unwrap_err();
+        let e = parse(
+            br#"{"data":{"status":"1"},"data":{"status":"2"}}"#,
+            DECISIVE,
+        )
+        .unwrap_err();
         assert!(matches!(e, ProtocolError::DuplicateField(_)), "{e}");
         assert!(e.to_string().contains("\"data\""), "{e}");
         let e = parse(br#"{"x":{"status":"1","status":"2"}}"#, DECISIVE).unwrap_err();

@@ -183,10 +183,16 @@ async fn unknown_paths_and_oversize_bodies_get_clear_answers() {
 #[tokio::test]
 async fn with_a_token_the_controls_and_the_log_answer_only_its_holder() {
     let token = "sandbox-token-0123456789";
-    let h = Harness::start(&STANDARD.replace("[sandbox]", &format!("[sandbox]\ntoken = \"{token}\""))).await;
+    let h =
+        Harness::start(&STANDARD.replace("[sandbox]", &format!("[sandbox]\ntoken = \"{token}\"")))
+            .await;
     // The provider paths need no token: they check their own signs.
     h.top_up("order001", "0817777215", "xld25000").await;
-    for path in ["/sandbox/log", "/sandbox/accounts", "/sandbox/transactions?ref=order001"] {
+    for path in [
+        "/sandbox/log",
+        "/sandbox/accounts",
+        "/sandbox/transactions?ref=order001",
+    ] {
         let answer = h.get(path).await;
         assert_eq!(answer.status, 401, "{path}");
         assert_eq!(answer.json()["error"]["code"], "unauthorized");
@@ -200,7 +206,11 @@ async fn with_a_token_the_controls_and_the_log_answer_only_its_holder() {
         assert_eq!(with.status().as_u16(), 200, "{path}");
     }
     for path in ["/sandbox/report", "/sandbox/va/pay", "/sandbox/deposit"] {
-        assert_eq!(h.post(path, "application/json", "{}").await.status, 401, "{path}");
+        assert_eq!(
+            h.post(path, "application/json", "{}").await.status,
+            401,
+            "{path}"
+        );
     }
 }
 

@@ -534,15 +534,29 @@ callback_url = "{callback}/mcp"
 #[tokio::test]
 async fn refunds_and_voids_send_the_documents_callbacks() {
     let h = Harness::standard().await;
-    let va = h.create_va(&create_request("refund-1", PaymentSystem::Closed, false, 150_000)).await;
+    let va = h
+        .create_va(&create_request(
+            "refund-1",
+            PaymentSystem::Closed,
+            false,
+            150_000,
+        ))
+        .await;
     let refund = |body: serde_json::Value| {
         h.post("/sandbox/va/refund", "application/json", body.to_string())
     };
     // Nothing paid yet: nothing to refund.
-    assert_eq!(refund(serde_json::json!({"external_id": "refund-1"})).await.status, 409);
+    assert_eq!(
+        refund(serde_json::json!({"external_id": "refund-1"}))
+            .await
+            .status,
+        409
+    );
     assert_eq!(h.pay("refund-1", 150_000).await.status, 200);
     assert_eq!(
-        refund(serde_json::json!({"external_id": "refund-1", "amount": 150_001})).await.status,
+        refund(serde_json::json!({"external_id": "refund-1", "amount": 150_001}))
+            .await
+            .status,
         400
     );
     let answer = refund(serde_json::json!({
@@ -551,7 +565,13 @@ async fn refunds_and_voids_send_the_documents_callbacks() {
     .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let body = answer.json();
-    assert_eq!((body["transaction_status"].as_str(), body["total_refunded"].as_i64()), (Some("REFUNDED"), Some(50_000)));
+    assert_eq!(
+        (
+            body["transaction_status"].as_str(),
+            body["total_refunded"].as_i64()
+        ),
+        (Some("REFUNDED"), Some(50_000))
+    );
     let (callback, signed) = h.va_callbacks().last().cloned().unwrap();
     assert!(signed);
     assert_eq!(callback.transaction_status, TransactionStatus::Refunded);
@@ -573,7 +593,12 @@ async fn refunds_and_voids_send_the_documents_callbacks() {
     assert_eq!(callback.transaction_type.as_deref(), Some("on_us"));
     assert_eq!(callback.refund_history.unwrap().len(), 2);
     // Nothing is left.
-    assert_eq!(refund(serde_json::json!({"external_id": "refund-1"})).await.status, 409);
+    assert_eq!(
+        refund(serde_json::json!({"external_id": "refund-1"}))
+            .await
+            .status,
+        409
+    );
 }
 
 #[tokio::test]
@@ -582,12 +607,20 @@ async fn a_va_without_the_customers_email_or_an_open_one_under_10000_is_refused(
     let mut req = create_request("no-mail", PaymentSystem::Closed, false, 50_000);
     req.customer_details.email = None;
     let headers = mcp_credentials().request_headers("no-mail", &req.order_id);
-    let answer = h.post_with("/va", "application/json", req.encode(), &headers).await;
+    let answer = h
+        .post_with("/va", "application/json", req.encode(), &headers)
+        .await;
     assert_eq!(answer.status, 400, "{}", answer.text());
-    assert!(answer.text().contains("customer_details.email"), "{}", answer.text());
+    assert!(
+        answer.text().contains("customer_details.email"),
+        "{}",
+        answer.text()
+    );
     let req = create_request("open-small", PaymentSystem::Open, true, 5_000);
     let headers = mcp_credentials().request_headers("open-small", &req.order_id);
-    let answer = h.post_with("/va", "application/json", req.encode(), &headers).await;
+    let answer = h
+        .post_with("/va", "application/json", req.encode(), &headers)
+        .await;
     assert_eq!(answer.status, 400, "{}", answer.text());
     assert!(answer.text().contains("10000"), "{}", answer.text());
 }

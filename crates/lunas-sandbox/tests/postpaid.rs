@@ -411,29 +411,60 @@ async fn the_price_list_is_listed_by_type() {
 async fn the_check_status_documents_numbers_behave_as_its_examples() {
     let h = Harness::standard().await;
     let inq = h
-        .postpaid(inquiry("TELKOMPSTN", "6391601202", "seed003-a"), Format::Json)
+        .postpaid(
+            inquiry("TELKOMPSTN", "6391601202", "seed003-a"),
+            Format::Json,
+        )
         .await;
     assert_eq!(inq.desc.as_ref().unwrap()["jumlah_tagihan"], 3);
-    assert_eq!(inq.desc.as_ref().unwrap()["tagihan"]["detail"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        inq.desc.as_ref().unwrap()["tagihan"]["detail"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     let before = h.postpaid(check("seed003-a"), Format::Json).await;
-    assert_eq!((before.status, before.response_code.as_str()), (Some(PostpaidStatus::NotReceived), "42"));
+    assert_eq!(
+        (before.status, before.response_code.as_str()),
+        (Some(PostpaidStatus::NotReceived), "42")
+    );
     let when = before.datetime.clone().expect("status 0 carries datetime");
     assert_eq!(when.len(), 14, "YmdHis: {when}");
     assert!(when.bytes().all(|b| b.is_ascii_digit()), "{when}");
-    h.postpaid(PostpaidCommand::Payment { tr_id: inq.tr_id.unwrap() }, Format::Json)
-        .await;
+    h.postpaid(
+        PostpaidCommand::Payment {
+            tr_id: inq.tr_id.unwrap(),
+        },
+        Format::Json,
+    )
+    .await;
     let paid = h.postpaid(check("seed003-a"), Format::Json).await;
-    assert_eq!((paid.status, paid.response_code.as_str()), (Some(PostpaidStatus::Success), "00"));
+    assert_eq!(
+        (paid.status, paid.response_code.as_str()),
+        (Some(PostpaidStatus::Success), "00")
+    );
 
     let inq = h
-        .postpaid(inquiry("TELKOMPSTN", "6391601207", "seed003-b"), Format::Json)
+        .postpaid(
+            inquiry("TELKOMPSTN", "6391601207", "seed003-b"),
+            Format::Json,
+        )
         .await;
     let paying = h
-        .postpaid(PostpaidCommand::Payment { tr_id: inq.tr_id.unwrap() }, Format::Json)
+        .postpaid(
+            PostpaidCommand::Payment {
+                tr_id: inq.tr_id.unwrap(),
+            },
+            Format::Json,
+        )
         .await;
     assert_eq!(paying.response_code, "39");
     h.advance(std::time::Duration::from_secs(24 * 3600));
     h.run_due().await;
     let still = h.postpaid(check("seed003-b"), Format::Json).await;
-    assert_eq!((still.status, still.response_code.as_str()), (Some(PostpaidStatus::Processing), "39"));
+    assert_eq!(
+        (still.status, still.response_code.as_str()),
+        (Some(PostpaidStatus::Processing), "39")
+    );
 }

@@ -37,7 +37,11 @@ async fn postpaid_paths_with_a_trailing_slash_or_an_empty_type_are_served() {
         status: Some("all".into()),
         province: None,
     });
-    for path in ["/api/v1/bill/check/", "/api/v1/bill/check//", "/api/v1/bill/check/pln/"] {
+    for path in [
+        "/api/v1/bill/check/",
+        "/api/v1/bill/check//",
+        "/api/v1/bill/check/pln/",
+    ] {
         let answer = h.post(path, "application/json", prices.clone()).await;
         assert_eq!(answer.status, 200, "{path}: {}", answer.text());
     }
@@ -56,10 +60,22 @@ async fn a_path_iak_does_not_serve_is_rc_117_in_the_requests_format() {
         },
     );
     for (path, format, version) in [
-        ("/api/pricelist/pulsa/telkomsel/extra", Format::Json, ApiVersion::V2),
-        ("/api/pricelist/pulsa/telkomsel/extra", Format::Xml, ApiVersion::V2),
+        (
+            "/api/pricelist/pulsa/telkomsel/extra",
+            Format::Json,
+            ApiVersion::V2,
+        ),
+        (
+            "/api/pricelist/pulsa/telkomsel/extra",
+            Format::Xml,
+            ApiVersion::V2,
+        ),
         ("/api/no-such-thing", Format::Json, ApiVersion::V2),
-        ("/v1/legacy/index/pulsa/telkomsel/more", Format::Json, ApiVersion::V1),
+        (
+            "/v1/legacy/index/pulsa/telkomsel/more",
+            Format::Json,
+            ApiVersion::V1,
+        ),
     ] {
         let answer = h
             .post(path, format.content_type(), req.encode(format, version))
@@ -78,7 +94,13 @@ async fn a_path_iak_does_not_serve_is_rc_117_in_the_requests_format() {
 async fn rc_201_is_reachable_by_a_test_number_and_stays_pending() {
     let h = Harness::standard().await;
     let first = h.top_up("undefined-1", "081200001201", "xld25000").await;
-    assert_eq!((first.status, first.rc.as_str()), (Some(lunas_protocol::iak::prepaid::PrepaidStatus::Process), "201"));
+    assert_eq!(
+        (first.status, first.rc.as_str()),
+        (
+            Some(lunas_protocol::iak::prepaid::PrepaidStatus::Process),
+            "201"
+        )
+    );
     let again = h.check_status("undefined-1").await;
     assert_eq!(again.rc, "201");
     // Even in production it waits for a report.
@@ -106,24 +128,56 @@ async fn the_pln_meter_inquiry_answers_as_iak_does() {
         assert_eq!(answer.status, 200, "{}", answer.text());
         let r = parsed.message;
         assert_eq!(r.rc, "00");
-        assert_eq!(r.status, Some(lunas_protocol::iak::prepaid::PrepaidStatus::Success));
+        assert_eq!(
+            r.status,
+            Some(lunas_protocol::iak::prepaid::PrepaidStatus::Success)
+        );
         assert_eq!(r.customer_id.as_deref(), Some("12345678901"));
         assert!(r.meter_no.is_some() && r.subscriber_id.is_some());
         assert!(r.name.is_some() && r.segment_power.is_some());
         // The documented fields, in the SDK's mock's order.
         let body = answer.json();
-        let keys: Vec<&str> = body["data"].as_object().unwrap().keys().map(String::as_str).collect();
-        for key in ["status", "meter_no", "subscriber_id", "name", "segment_power", "message", "rc"] {
+        let keys: Vec<&str> = body["data"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for key in [
+            "status",
+            "meter_no",
+            "subscriber_id",
+            "name",
+            "segment_power",
+            "message",
+            "rc",
+        ] {
             assert!(keys.contains(&key), "{key} in {keys:?}");
         }
     }
     // A wrong sign is IAK's rc 204 (as for every prepaid request); a number ending 1014 is rc 14.
     let (answer, parsed) = h
-        .prepaid(IAK_USER, "wrong", PrepaidCommand::InquiryPln { customer_id: "12345678901".into() }, Format::Json, ApiVersion::V2)
+        .prepaid(
+            IAK_USER,
+            "wrong",
+            PrepaidCommand::InquiryPln {
+                customer_id: "12345678901".into(),
+            },
+            Format::Json,
+            ApiVersion::V2,
+        )
         .await;
     assert_eq!((answer.status, parsed.message.rc.as_str()), (200, "204"));
     let (_, parsed) = h
-        .prepaid(IAK_USER, IAK_KEY, PrepaidCommand::InquiryPln { customer_id: "12345671014".into() }, Format::Json, ApiVersion::V2)
+        .prepaid(
+            IAK_USER,
+            IAK_KEY,
+            PrepaidCommand::InquiryPln {
+                customer_id: "12345671014".into(),
+            },
+            Format::Json,
+            ApiVersion::V2,
+        )
         .await;
     assert_eq!(parsed.message.rc, "14");
 }

@@ -11,7 +11,9 @@ pub(crate) enum WriteOp {
     Ingest(Ingest),
     Register(Box<Registration>),
     /// Writes the heartbeat row at `now`: readiness is a real commit.
-    Ping { now: i64 },
+    Ping {
+        now: i64,
+    },
     StartSession(SessionRow),
     /// One pass of retention: at most `batch` rows of each kind.
     Prune {
@@ -19,7 +21,10 @@ pub(crate) enum WriteOp {
         cutoffs: PruneCutoffs,
         batch: usize,
     },
-    EndSession { id_digest: String, now: i64 },
+    EndSession {
+        id_digest: String,
+        now: i64,
+    },
     InitEndpoints(Vec<EndpointFilter>),
     FanOut {
         endpoints: Vec<EndpointFilter>,

@@ -10,8 +10,8 @@ use lunas_core::{Basis, Detail, Fact, NewObservation, ObservationVerdict as V, S
 use lunas_protocol::{State, TxKind};
 use lunas_store::sqlite::SqliteStore;
 use lunas_store::{
-    AttemptNext, AttemptRecord, EndpointFilter, Ingest, Registration, Store, StoreError,
-    SessionRow, StoreOptions, TimelinePage, TxQuery,
+    AttemptNext, AttemptRecord, EndpointFilter, Ingest, Registration, SessionRow, Store,
+    StoreError, StoreOptions, TimelinePage, TxQuery,
 };
 use time::OffsetDateTime;
 
@@ -173,7 +173,10 @@ async fn a_callback_is_stored_with_its_evidence_and_events_and_survives_a_restar
         .expect("kept across restart");
     assert_eq!(tx.state, State::Succeeded);
     assert_eq!(tx.balance_after, Some(996_994_749));
-    let timeline = store.timeline(tx.id, TimelinePage::newest(100)).await.unwrap();
+    let timeline = store
+        .timeline(tx.id, TimelinePage::newest(100))
+        .await
+        .unwrap();
     let verdicts: Vec<_> = timeline.observations.iter().map(|o| o.verdict).collect();
     assert_eq!(
         verdicts,
@@ -608,7 +611,11 @@ async fn timelines_come_in_pages_of_observations_newest_first() {
         let store = db.open().await;
         // Eleven distinct messages about one transaction (each body differs).
         for i in 0..11 {
-            let state = if i == 0 { State::Pending } else { State::Succeeded };
+            let state = if i == 0 {
+                State::Pending
+            } else {
+                State::Succeeded
+            };
             store
                 .ingest(Ingest::accepted(
                     observation("iak", "paged", &format!("{{\"n\":{i}}}")),
@@ -654,12 +661,23 @@ async fn sessions_expire_and_end_and_readiness_writes() {
             remote_addr: Some("192.0.2.1".into()),
         };
         store.start_session(row.clone()).await.unwrap();
-        assert_eq!(store.session(&row.id_digest, 1_999).await.unwrap(), Some(row.clone()));
-        assert_eq!(store.session(&row.id_digest, 2_000).await.unwrap(), None, "expired");
+        assert_eq!(
+            store.session(&row.id_digest, 1_999).await.unwrap(),
+            Some(row.clone())
+        );
+        assert_eq!(
+            store.session(&row.id_digest, 2_000).await.unwrap(),
+            None,
+            "expired"
+        );
         assert_eq!(store.session(&"b".repeat(64), 1_500).await.unwrap(), None);
         // Another node sees it; ending it ends it for every node.
         let other = db.open().await;
-        assert!(other.session(&row.id_digest, 1_500).await.unwrap().is_some());
+        assert!(other
+            .session(&row.id_digest, 1_500)
+            .await
+            .unwrap()
+            .is_some());
         other.end_session(&row.id_digest, 1_500).await.unwrap();
         assert_eq!(store.session(&row.id_digest, 1_500).await.unwrap(), None);
     }

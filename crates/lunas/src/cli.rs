@@ -806,8 +806,12 @@ async fn tx(path: Option<PathBuf>, cmd: TxCommand) -> Result<ExitCode, String> {
                 ));
             };
             let timeline = store
-                .timeline(tx.id, lunas_store::TimelinePage::newest(crate::http::api::TIMELINE_PAGE_MAX as usize))
-                .await.map_err(|e| e.to_string())?;
+                .timeline(
+                    tx.id,
+                    lunas_store::TimelinePage::newest(crate::http::api::TIMELINE_PAGE_MAX as usize),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
             let body = crate::http::api::detail_json(&tx, &timeline);
             println!(
                 "{}",
@@ -940,7 +944,10 @@ mod exposure_tests {
         let public: std::net::SocketAddr = "0.0.0.0:8090".parse().unwrap();
         assert_eq!(super::sandbox_exposure(local, false), None);
         let open = super::sandbox_exposure(public, false).unwrap();
-        assert!(open.contains("open to anyone") && open.contains("sandbox.token"), "{open}");
+        assert!(
+            open.contains("open to anyone") && open.contains("sandbox.token"),
+            "{open}"
+        );
         let guarded = super::sandbox_exposure(public, true).unwrap();
         assert!(guarded.contains("need sandbox.token"), "{guarded}");
     }

@@ -391,7 +391,10 @@ impl RetentionConfig {
 
 fn retention(raw: RawRetention, errors: &mut Vec<String>) -> RetentionConfig {
     let defaults = RetentionConfig::default();
-    let keep = |field: &str, value: Option<String>, default: Option<Duration>, errors: &mut Vec<String>| {
+    let keep = |field: &str,
+                value: Option<String>,
+                default: Option<Duration>,
+                errors: &mut Vec<String>| {
         match value.as_deref().map(str::trim) {
             None => default,
             Some("off" | "forever") => None,
@@ -404,7 +407,9 @@ fn retention(raw: RawRetention, errors: &mut Vec<String>) -> RetentionConfig {
                     default
                 }
                 Err(e) => {
-                    errors.push(format!("retention.{field}: {e} (or \"off\" to keep forever)"));
+                    errors.push(format!(
+                        "retention.{field}: {e} (or \"off\" to keep forever)"
+                    ));
                     default
                 }
             },
@@ -425,7 +430,12 @@ fn retention(raw: RawRetention, errors: &mut Vec<String>) -> RetentionConfig {
     RetentionConfig {
         bodies: keep("bodies", raw.bodies, defaults.bodies, errors),
         goods: keep("goods", raw.goods, defaults.goods, errors),
-        observations: keep("observations", raw.observations, defaults.observations, errors),
+        observations: keep(
+            "observations",
+            raw.observations,
+            defaults.observations,
+            errors,
+        ),
         events: keep("events", raw.events, defaults.events, errors),
         balances: keep("balances", raw.balances, defaults.balances, errors),
         interval,
@@ -818,14 +828,15 @@ fn validate(
         }
     };
 
-    let count = |field: &str, value: Option<u64>, default: usize, errors: &mut Vec<String>| match value {
-        None => default,
-        Some(n) if (1..=1_000_000).contains(&n) => n as usize,
-        Some(n) => {
-            errors.push(format!("server.{field}: {n} is outside 1..=1000000"));
-            default
-        }
-    };
+    let count =
+        |field: &str, value: Option<u64>, default: usize, errors: &mut Vec<String>| match value {
+            None => default,
+            Some(n) if (1..=1_000_000).contains(&n) => n as usize,
+            Some(n) => {
+                errors.push(format!("server.{field}: {n} is outside 1..=1000000"));
+                default
+            }
+        };
     let max_connections = count(
         "max_connections",
         raw.server.max_connections,

@@ -59,7 +59,9 @@ impl Retention {
                     "retention pruned old evidence"
                 ),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "retention could not prune; it tries again at the next interval"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention could not prune; it tries again at the next interval")
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.interval) => {}

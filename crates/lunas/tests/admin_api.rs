@@ -845,7 +845,9 @@ async fn refuse_writes(gw: &TestGateway) -> RefuseWrites {
     let db = gw.db_path();
     if postgres_admin_url().is_some() {
         use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&storage_url(&db)).await.unwrap();
+        let mut c = sqlx::PgConnection::connect(&storage_url(&db))
+            .await
+            .unwrap();
         sqlx::raw_sql(
             "CREATE FUNCTION refuse_write() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'no space left on device'; END $$ LANGUAGE plpgsql; \
              CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON heartbeat FOR EACH ROW EXECUTE FUNCTION refuse_write();",
@@ -868,7 +870,9 @@ impl RefuseWrites {
     async fn undo(self) {
         if postgres_admin_url().is_some() {
             use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&storage_url(&self.0)).await.unwrap();
+            let mut c = sqlx::PgConnection::connect(&storage_url(&self.0))
+                .await
+                .unwrap();
             sqlx::raw_sql("DROP TRIGGER refuse ON heartbeat; DROP FUNCTION refuse_write();")
                 .execute(&mut c)
                 .await

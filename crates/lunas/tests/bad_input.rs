@@ -303,9 +303,15 @@ async fn a_signed_unknown_iak_status_is_kept_changes_nothing_and_flags_the_trans
     assert_eq!(tx["needs_review"], true, "a person is asked to look");
     let types = gw.event_types().await;
     assert_eq!(types[0], "transaction.succeeded");
-    assert!(types[1..].iter().all(|t| t == "transaction.conflict"), "{types:?}");
+    assert!(
+        types[1..].iter().all(|t| t == "transaction.conflict"),
+        "{types:?}"
+    );
     let conflict = &gw.events().await[1];
-    assert_eq!(conflict["data"]["conflict"]["reason"], "unrecognized_status");
+    assert_eq!(
+        conflict["data"]["conflict"]["reason"],
+        "unrecognized_status"
+    );
     // Unsigned, the same message is a forgery; about an unknown ref, it creates nothing.
     let mut forged = iak_json("known", PrepaidStatus::Failed);
     forged["data"]["status"] = json!("7");
@@ -341,18 +347,48 @@ async fn a_signed_unknown_mcp_status_is_kept_and_creates_nothing() {
             "unrecognized_status",
         )
         .await;
-        assert!(msg.contains("transaction_status") && msg.contains(status), "{msg}");
+        assert!(
+            msg.contains("transaction_status") && msg.contains(status),
+            "{msg}"
+        );
         assert!(gw.transaction("mcp", &reference).await.is_none());
     }
     // A known VA is flagged by it, and keeps its state.
-    let open = va_callback("va-known", TransactionStatus::Active, PaymentSystem::Closed, 10000, &[], false);
+    let open = va_callback(
+        "va-known",
+        TransactionStatus::Active,
+        PaymentSystem::Closed,
+        10000,
+        &[],
+        false,
+    );
     let (body, sig) = mcp_callback(&open);
-    assert_eq!(gw.callback("mcp", body, &[("mcp-signature", sig.as_str())]).await.0, 200);
-    let failed = va_callback("va-known", TransactionStatus::Failed, PaymentSystem::Closed, 10000, &[], false);
+    assert_eq!(
+        gw.callback("mcp", body, &[("mcp-signature", sig.as_str())])
+            .await
+            .0,
+        200
+    );
+    let failed = va_callback(
+        "va-known",
+        TransactionStatus::Failed,
+        PaymentSystem::Closed,
+        10000,
+        &[],
+        false,
+    );
     let (body, sig) = mcp_callback(&failed);
-    assert_eq!(gw.callback("mcp", body, &[("mcp-signature", sig.as_str())]).await.0, 422);
+    assert_eq!(
+        gw.callback("mcp", body, &[("mcp-signature", sig.as_str())])
+            .await
+            .0,
+        422
+    );
     let tx = gw.record("mcp", "va-known").await.unwrap();
-    assert_eq!((tx["state"].as_str(), tx["needs_review"].as_bool()), (Some("awaiting_payment"), Some(true)));
+    assert_eq!(
+        (tx["state"].as_str(), tx["needs_review"].as_bool()),
+        (Some("awaiting_payment"), Some(true))
+    );
 }
 
 #[tokio::test]

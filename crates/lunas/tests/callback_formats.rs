@@ -442,7 +442,10 @@ async fn the_mcp_documents_example_request_with_its_repeated_keys_lands_too() {
         .await;
     assert_eq!(status, 200, "{ack}");
     let tx = gw.record("mcp", "ext-0001").await.expect("created");
-    assert_eq!((tx["state"].as_str(), tx["total_paid"].as_i64()), (Some("partially_paid"), Some(50000)));
+    assert_eq!(
+        (tx["state"].as_str(), tx["total_paid"].as_i64()),
+        (Some("partially_paid"), Some(50000))
+    );
 }
 
 #[tokio::test]

@@ -92,7 +92,12 @@ async fn fifty_copies_of_one_callback_at_once_yield_one_event() {
         .unwrap()
         .iter()
         .filter(|e| e["type"] == "observation")
-        .map(|e| (e["verdict"].as_str().unwrap(), e["repeats"].as_i64().unwrap()))
+        .map(|e| {
+            (
+                e["verdict"].as_str().unwrap(),
+                e["repeats"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(kept, [("created", 0), ("duplicate", 48)]);
 }

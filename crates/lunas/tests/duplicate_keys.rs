@@ -18,7 +18,12 @@ fn with_members(body: &str, extra: &str) -> String {
 #[tokio::test]
 async fn iak_json_repeats_follow_the_policy() {
     let gw = TestGateway::start().await;
-    let body = iak_body("dup-json", PrepaidStatus::Success, Format::Json, ApiVersion::V2);
+    let body = iak_body(
+        "dup-json",
+        PrepaidStatus::Success,
+        Format::Json,
+        ApiVersion::V2,
+    );
     assert!(body.starts_with("{\"data\":{"), "{body}");
     // A differing status (the message says both "failed" and "success"): refused.
     let (code, answer) = gw
@@ -33,30 +38,46 @@ async fn iak_json_repeats_follow_the_policy() {
     );
     let (code, answer) = gw.callback("iak", twice, &[]).await;
     assert_error((code, &answer), 400, "duplicate_field");
-    assert!(gw.transaction("iak", "dup-json").await.is_none(), "nothing changed");
+    assert!(
+        gw.transaction("iak", "dup-json").await.is_none(),
+        "nothing changed"
+    );
     // The same status twice, and a free-text message twice with different words: accepted.
     let fine = with_members(&body, "\"status\":\"1\",\"message\":\"first words\"");
     let (code, answer) = gw.callback("iak", fine, &[]).await;
     assert_eq!(code, 200, "{answer}");
-    assert_eq!(gw.record("iak", "dup-json").await.unwrap()["state"], "succeeded");
+    assert_eq!(
+        gw.record("iak", "dup-json").await.unwrap()["state"],
+        "succeeded"
+    );
 }
 
 #[tokio::test]
 async fn iak_xml_repeats_follow_the_policy() {
     let gw = TestGateway::start().await;
-    let body = iak_body("dup-xml", PrepaidStatus::Success, Format::Xml, ApiVersion::V1);
+    let body = iak_body(
+        "dup-xml",
+        PrepaidStatus::Success,
+        Format::Xml,
+        ApiVersion::V1,
+    );
     let at = body.find("<mp>").unwrap() + 4;
     let insert = |extra: &str| format!("{}{extra}{}", &body[..at], &body[at..]);
-    let (code, answer) = gw
-        .callback("iak", insert("<status>2</status>"), &[])
-        .await;
+    let (code, answer) = gw.callback("iak", insert("<status>2</status>"), &[]).await;
     assert_error((code, &answer), 400, "duplicate_field");
     assert!(gw.transaction("iak", "dup-xml").await.is_none());
     let (code, answer) = gw
-        .callback("iak", insert("<status>1</status><message>other words</message>"), &[])
+        .callback(
+            "iak",
+            insert("<status>1</status><message>other words</message>"),
+            &[],
+        )
         .await;
     assert_eq!(code, 200, "{answer}");
-    assert_eq!(gw.record("iak", "dup-xml").await.unwrap()["state"], "succeeded");
+    assert_eq!(
+        gw.record("iak", "dup-xml").await.unwrap()["state"],
+        "succeeded"
+    );
 }
 
 #[tokio::test]
@@ -77,7 +98,10 @@ async fn mcp_repeats_follow_the_policy_and_the_documents_example_is_accepted() {
         .callback(
             "mcp",
             tail("\"transaction_status\":\"EXPIRED\""),
-            &[("mcp-signature", &sig), ("content-type", "application/json")],
+            &[
+                ("mcp-signature", &sig),
+                ("content-type", "application/json"),
+            ],
         )
         .await;
     assert_error((code, &answer), 400, "duplicate_field");

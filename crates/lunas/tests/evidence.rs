@@ -115,9 +115,18 @@ async fn a_transaction_keeps_a_bounded_number_of_observations_that_changed_nothi
 async fn forged_callbacks_are_sampled_as_evidence_and_all_counted() {
     let gw = TestGateway::start_http_only("").await;
     assert_eq!(
-        gw.callback("iak", iak_body("known", PrepaidStatus::Success, Format::Json, ApiVersion::V2), &[])
-            .await
-            .0,
+        gw.callback(
+            "iak",
+            iak_body(
+                "known",
+                PrepaidStatus::Success,
+                Format::Json,
+                ApiVersion::V2
+            ),
+            &[]
+        )
+        .await
+        .0,
         200
     );
     for i in 0..100 {

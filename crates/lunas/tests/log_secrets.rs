@@ -294,7 +294,10 @@ fn assert_clean(log: &[String]) {
         !log.iter().any(|l| l.starts_with("FORGED-LINE")),
         "a ref started a log line of its own:\n{text}"
     );
-    assert!(!text.contains('\u{1b}'), "a raw escape character reached the log");
+    assert!(
+        !text.contains('\u{1b}'),
+        "a raw escape character reached the log"
+    );
     assert!(
         text.contains("callback committed") && text.contains("callback refused"),
         "the log is not empty of callbacks:\n{text}"

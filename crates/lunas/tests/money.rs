@@ -937,6 +937,9 @@ async fn a_void_off_us_with_another_response_code_is_a_refund_like_the_sandbox_s
     }]);
     assert_eq!(gw.mcp(&void).await.0, 200);
     let rec = gw.record("mcp", "v-void").await.unwrap();
-    assert_eq!((rec["state"].as_str(), rec["total_refunded"].as_i64()), (Some("refunded"), Some(40_000)));
+    assert_eq!(
+        (rec["state"].as_str(), rec["total_refunded"].as_i64()),
+        (Some("refunded"), Some(40_000))
+    );
     assert_eq!(events_of(&gw, "va.refunded").await.len(), 1);
 }

@@ -25,8 +25,18 @@ callback_ips = ["52.220.38.194"]
     .await
 }
 
-async fn send(client: &reqwest::Client, gw: &TestGateway, reference: &str, header: Option<(&str, &str)>) -> u16 {
-    let body = iak_body(reference, PrepaidStatus::Success, Format::Json, ApiVersion::V2);
+async fn send(
+    client: &reqwest::Client,
+    gw: &TestGateway,
+    reference: &str,
+    header: Option<(&str, &str)>,
+) -> u16 {
+    let body = iak_body(
+        reference,
+        PrepaidStatus::Success,
+        Format::Json,
+        ApiVersion::V2,
+    );
     let mut req = client
         .post(gw.url("/callbacks/fenced"))
         .header("content-type", "application/json")
@@ -43,16 +53,34 @@ async fn callback_sources_come_from_trusted_proxies_only() {
     let proxy = reqwest::Client::new();
     // Through the proxy, from the provider's address: accepted.
     assert_eq!(
-        send(&proxy, &gw, "via-xff", Some(("x-forwarded-for", "52.220.38.194"))).await,
+        send(
+            &proxy,
+            &gw,
+            "via-xff",
+            Some(("x-forwarded-for", "52.220.38.194"))
+        )
+        .await,
         200
     );
     assert_eq!(
-        send(&proxy, &gw, "via-forwarded", Some(("forwarded", "for=52.220.38.194;proto=https"))).await,
+        send(
+            &proxy,
+            &gw,
+            "via-forwarded",
+            Some(("forwarded", "for=52.220.38.194;proto=https"))
+        )
+        .await,
         200
     );
     // What a client wrote before the proxy's own hop is not believed.
     assert_eq!(
-        send(&proxy, &gw, "spoofed", Some(("x-forwarded-for", "52.220.38.194, 203.0.113.9"))).await,
+        send(
+            &proxy,
+            &gw,
+            "spoofed",
+            Some(("x-forwarded-for", "52.220.38.194, 203.0.113.9"))
+        )
+        .await,
         403
     );
     // The proxy itself is not the provider.
@@ -63,7 +91,13 @@ async fn callback_sources_come_from_trusted_proxies_only() {
         .build()
         .unwrap();
     assert_eq!(
-        send(&outsider, &gw, "outsider", Some(("x-forwarded-for", "52.220.38.194"))).await,
+        send(
+            &outsider,
+            &gw,
+            "outsider",
+            Some(("x-forwarded-for", "52.220.38.194"))
+        )
+        .await,
         403
     );
     assert!(gw.transaction("fenced", "via-xff").await.is_some());

@@ -330,9 +330,17 @@ async fn check_status_errors_garbage_and_timeouts_are_never_an_outcome() {
         .unwrap()
         .iter()
         .filter(|e| e["source"] == "check")
-        .map(|e| (e["detail"].as_str().unwrap(), e["repeats"].as_i64().unwrap()))
+        .map(|e| {
+            (
+                e["detail"].as_str().unwrap(),
+                e["repeats"].as_i64().unwrap(),
+            )
+        })
         .collect();
-    assert!(checks[0].0.contains("HTTP 503") && checks[0].1 == 1, "{checks:?}");
+    assert!(
+        checks[0].0.contains("HTTP 503") && checks[0].1 == 1,
+        "{checks:?}"
+    );
     assert!(checks[1].0.contains("timed out"), "{checks:?}");
     assert!(
         checks[2].0.contains("unreadable") || checks[2].0.contains("HTTP"),

@@ -33,7 +33,12 @@ async fn goods_and_bodies_are_erased_after_their_period_and_old_events_deleted()
     assert_eq!(gw.callback("iak", body.clone(), &[]).await.0, 200);
     assert_eq!(gw.callback("iak", body, &[]).await.0, 200);
     // A transaction still pending keeps everything it has.
-    let pending = iak_body("open-1", PrepaidStatus::Process, Format::Json, ApiVersion::V2);
+    let pending = iak_body(
+        "open-1",
+        PrepaidStatus::Process,
+        Format::Json,
+        ApiVersion::V2,
+    );
     assert_eq!(gw.callback("iak", pending, &[]).await.0, 200);
 
     let r = retention(&gw).await;
@@ -65,8 +70,12 @@ async fn goods_and_bodies_are_erased_after_their_period_and_old_events_deleted()
     }
     assert!(!tx.to_string().contains("PIN-0123-4567"));
     let events = gw.events().await;
-    assert!(!serde_json::to_string(&events).unwrap().contains("PIN-0123-4567"));
-    assert!(!serde_json::to_string(&events).unwrap().contains("5555-6666"));
+    assert!(!serde_json::to_string(&events)
+        .unwrap()
+        .contains("PIN-0123-4567"));
+    assert!(!serde_json::to_string(&events)
+        .unwrap()
+        .contains("5555-6666"));
     let open = gw.transaction("iak", "open-1").await.unwrap();
     assert_eq!(open["state"], "pending");
     assert!(open["goods_erased_at"].is_null());

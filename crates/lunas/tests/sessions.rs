@@ -55,7 +55,10 @@ async fn page(gw: &TestGateway, cookie: &str, path: &str) -> (u16, String, Strin
 }
 
 fn csrf_in(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
     html[at..at + 64].to_owned()
 }
 
@@ -147,7 +150,11 @@ async fn login_attempts_are_limited_per_client_address_and_counted() {
     let (cookie, to) = login(&gw, TOKEN, Some("198.51.100.7")).await;
     assert_eq!((cookie, to.as_str()), (None, "/login?wait=1"));
     let res = reqwest::get(gw.url("/login?wait=1")).await.unwrap();
-    assert!(res.text().await.unwrap().contains("Too many login attempts"));
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many login attempts"));
     // Another address logs in; behind HTTPS its cookie is Secure.
     let (cookie, to) = login(&gw, TOKEN, Some("198.51.100.8")).await;
     assert_eq!(to, "/transactions");

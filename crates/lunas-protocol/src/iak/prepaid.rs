@@ -494,7 +494,9 @@ pub enum PrepaidCommand {
     },
     /// A PLN prepaid meter's owner, before selling a token (`/api/inquiry-pln`; v1
     /// `inquiry_pln` with `hp`). Signed with the customer number.
-    InquiryPln { customer_id: String },
+    InquiryPln {
+        customer_id: String,
+    },
 }
 
 impl PrepaidCommand {

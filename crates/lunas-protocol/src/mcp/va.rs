@@ -542,8 +542,24 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 /// The MCPayment fields lunas decides on: repeated with different values, a message is refused
 /// (see [`crate::json`]).
 const MCP_DECISIVE: &[&str] = &[
-    "transaction_id", "external_id", "order_id", "transaction_status", "response_code",
-    "currency", "amount", "total_amount", "paid_amount", "total_paid_amount", "refund_amount",
-    "payment_system", "payment_details", "payment_history", "refund_history", "va_number",
-    "is_multi_use", "expired_time", "transaction_type", "reference_id",
+    "transaction_id",
+    "external_id",
+    "order_id",
+    "transaction_status",
+    "response_code",
+    "currency",
+    "amount",
+    "total_amount",
+    "paid_amount",
+    "total_paid_amount",
+    "refund_amount",
+    "payment_system",
+    "payment_details",
+    "payment_history",
+    "refund_history",
+    "va_number",
+    "is_multi_use",
+    "expired_time",
+    "transaction_type",
+    "reference_id",
 ];

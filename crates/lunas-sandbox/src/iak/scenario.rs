@@ -28,7 +28,9 @@ pub enum PrepaidOutcome {
     },
     /// Stays in process, answering with `rc` (`39`, or `201` for IAK's "undefined" code);
     /// only a report ends it.
-    StayPending { rc: String },
+    StayPending {
+        rc: String,
+    },
 }
 
 /// How a postpaid inquiry for a customer number goes.

@@ -445,7 +445,9 @@ impl Store for PostgresStore {
         };
         match self.submit(op).await? {
             WriteResult::Pruned(report) => Ok(report),
-            other => Err(StoreError::Unavailable(format!("writer answered {other:?}"))),
+            other => Err(StoreError::Unavailable(format!(
+                "writer answered {other:?}"
+            ))),
         }
     }
 

@@ -635,10 +635,11 @@ async fn repeated(
     if same_body.is_some() {
         return Ok(same_body);
     }
-    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM observations WHERE transaction_id = $1")
-        .bind(transaction_id)
-        .fetch_one(&mut *c)
-        .await?;
+    let kept: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM observations WHERE transaction_id = $1")
+            .bind(transaction_id)
+            .fetch_one(&mut *c)
+            .await?;
     if kept < lunas_core::MAX_OBSERVATIONS_PER_TRANSACTION {
         return Ok(None);
     }

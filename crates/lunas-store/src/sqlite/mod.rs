@@ -610,7 +610,9 @@ impl Store for SqliteStore {
         };
         match self.writer.submit(op).await? {
             WriteResult::Pruned(report) => Ok(report),
-            other => Err(StoreError::Unavailable(format!("writer answered {other:?}"))),
+            other => Err(StoreError::Unavailable(format!(
+                "writer answered {other:?}"
+            ))),
         }
     }
 

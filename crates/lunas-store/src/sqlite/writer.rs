@@ -206,7 +206,12 @@ fn apply(c: &Connection, op: &WriteOp, state: &mut BatchState) -> rusqlite::Resu
             c.execute(
                 "INSERT INTO sessions (id_digest, created_at, expires_at, remote_addr) \
                  VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![row.id_digest, row.created_at, row.expires_at, row.remote_addr],
+                rusqlite::params![
+                    row.id_digest,
+                    row.created_at,
+                    row.expires_at,
+                    row.remote_addr
+                ],
             )
             .map(|_| WriteResult::Pong)
         }
@@ -477,7 +482,9 @@ fn repeated(
             "SELECT id FROM observations WHERE transaction_id = ?1 AND body_sha256 = ?2 \
              AND verdict = ?3 ORDER BY id DESC LIMIT 1",
         )?
-        .query_row(params![transaction_id, digest, verdict.as_str()], |r| r.get(0))
+        .query_row(params![transaction_id, digest, verdict.as_str()], |r| {
+            r.get(0)
+        })
         .optional()?;
     if same_body.is_some() {
         return Ok(same_body);
@@ -798,7 +805,10 @@ fn prune(
                 .collect::<rusqlite::Result<_>>()?;
             for (seq, data) in events {
                 if let Some(data) = crate::ops::without_goods(&data) {
-                    c.execute("UPDATE events SET data = ?1 WHERE seq = ?2", params![data, seq])?;
+                    c.execute(
+                        "UPDATE events SET data = ?1 WHERE seq = ?2",
+                        params![data, seq],
+                    )?;
                 }
             }
         }

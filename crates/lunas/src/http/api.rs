@@ -227,8 +227,8 @@ pub async fn show_transaction(
     Path((provider_id, reference)): Path<(String, String)>,
     Query(p): Query<TimelineParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = int_param("observations_limit", &p.observations_limit)?
-        .unwrap_or(TIMELINE_PAGE as i64);
+    let limit =
+        int_param("observations_limit", &p.observations_limit)?.unwrap_or(TIMELINE_PAGE as i64);
     if !(1..=TIMELINE_PAGE_MAX).contains(&limit) {
         return Err(ApiError::bad_request(
             "invalid_query",

@@ -60,7 +60,11 @@ pub async fn receive(
                 content_type: content_type.clone(),
                 remote_addr: Some(peer.ip().to_string()),
                 body: body[..body.len().min(cap)].to_vec(),
-                body_size: if body.is_empty() { declared_size } else { body.len() },
+                body_size: if body.is_empty() {
+                    declared_size
+                } else {
+                    body.len()
+                },
                 verdict,
                 detail,
             }

@@ -80,7 +80,11 @@ fn cookie_of(headers: &axum::http::HeaderMap) -> Option<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_owned))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_owned)
+        })
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
@@ -898,11 +902,7 @@ pub struct ReviewQuery {
     cursor: Option<String>,
 }
 
-async fn review(
-    s: Session,
-    State(app): State<AppState>,
-    Query(q): Query<ReviewQuery>,
-) -> Response {
+async fn review(s: Session, State(app): State<AppState>, Query(q): Query<ReviewQuery>) -> Response {
     let (flagged, next) = match app
         .store
         .list_transactions(&TxQuery {
@@ -922,7 +922,10 @@ async fn review(
         // The latest observations suffice to show what was kept and what contradicted it.
         let timeline = match app
             .store
-            .timeline(tx.id, lunas_store::TimelinePage::newest(REVIEW_OBSERVATIONS))
+            .timeline(
+                tx.id,
+                lunas_store::TimelinePage::newest(REVIEW_OBSERVATIONS),
+            )
             .await
         {
             Ok(t) => t,
@@ -1242,10 +1245,17 @@ mod tests {
     fn goods_are_masked_in_json_cut_short_too() {
         let cut = br#"{"data":{"ref_id":"a","pin" : "1234-5678","sn":"5531-8812-00"#;
         let shown = super::masked_body(cut);
-        assert!(!shown.contains("1234-5678") && !shown.contains("5531-8812"), "{shown}");
+        assert!(
+            !shown.contains("1234-5678") && !shown.contains("5531-8812"),
+            "{shown}"
+        );
         assert!(shown.contains("\"ref_id\":\"a\""), "{shown}");
         let escaped = br#"{"data":{"pin":"12\"34","x":1"#;
-        assert!(!super::masked_body(escaped).contains("34"), "{}", super::masked_body(escaped));
+        assert!(
+            !super::masked_body(escaped).contains("34"),
+            "{}",
+            super::masked_body(escaped)
+        );
     }
 
     use super::*;

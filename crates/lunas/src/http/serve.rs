@@ -397,8 +397,11 @@ pub async fn bounded_body(
         return too_large(bounds.limit);
     }
     let (parts, body) = req.into_parts();
-    let collected =
-        tokio::time::timeout(bounds.read_timeout, Limited::new(body, bounds.limit).collect()).await;
+    let collected = tokio::time::timeout(
+        bounds.read_timeout,
+        Limited::new(body, bounds.limit).collect(),
+    )
+    .await;
     let bytes = match collected {
         Err(_) => {
             return ApiError::new(
@@ -423,8 +426,11 @@ pub async fn bounded_body(
             .into_response()
         }
     };
-    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
-        .await
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 pub fn too_large(limit: usize) -> Response {
