@@ -8,7 +8,9 @@ use crate::model::*;
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum WriteOp {
-    Ingest(Ingest),
+    /// An ingest and the SHA-256 of its body, computed by the caller before the job is queued
+    /// (the single writer only runs SQL).
+    Ingest(Ingest, String),
     Register(Box<Registration>),
     /// Writes the heartbeat row at `now`: readiness is a real commit.
     Ping {
@@ -91,4 +93,14 @@ pub(crate) fn without_goods(data: &str) -> Option<String> {
         }
     }
     changed.then(|| value.to_string())
+}
+
+/// What of a body an observation stores: all of it, or — for a message that changed nothing —
+/// its first [`lunas_core::UNCHANGED_BODY_CAP`] bytes (its full size and digest are kept).
+pub(crate) fn kept_body(body: &[u8], verdict: lunas_core::ObservationVerdict) -> &[u8] {
+    if verdict.changes_nothing() {
+        &body[..body.len().min(lunas_core::UNCHANGED_BODY_CAP)]
+    } else {
+        body
+    }
 }

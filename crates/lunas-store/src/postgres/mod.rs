@@ -179,7 +179,8 @@ async fn with_history(pool: &PgPool, deliveries: &mut [Delivery]) -> Result<(), 
 #[async_trait]
 impl Store for PostgresStore {
     async fn ingest(&self, ingest: Ingest) -> Result<Ingested, StoreError> {
-        match self.submit(WriteOp::Ingest(ingest)).await? {
+        let digest = crate::body_digest(&ingest.observation.body);
+        match self.submit(WriteOp::Ingest(ingest, digest)).await? {
             WriteResult::Ingested(i) => Ok(i),
             other => Err(unexpected(other)),
         }

@@ -142,11 +142,14 @@ type Staged = Result<(WriteResult, Tail), StoreError>;
 /// they share in the same order and do not deadlock.
 fn lock_key(op: &WriteOp) -> Option<(&str, &str)> {
     match op {
-        WriteOp::Ingest(Ingest {
-            observation,
-            fact: Some(fact),
-            ..
-        }) => Some((observation.provider_id.as_str(), fact.reference.as_str())),
+        WriteOp::Ingest(
+            Ingest {
+                observation,
+                fact: Some(fact),
+                ..
+            },
+            _,
+        ) => Some((observation.provider_id.as_str(), fact.reference.as_str())),
         WriteOp::Register(r) => Some((r.provider_id.as_str(), r.reference.as_str())),
         _ => None,
     }
@@ -241,8 +244,8 @@ fn plain(result: WriteResult) -> (WriteResult, Tail) {
 async fn apply(c: &mut PgConnection, op: &WriteOp) -> Result<(WriteResult, Tail), sqlx::Error> {
     use super::delivery;
     Ok(match op {
-        WriteOp::Ingest(i) => {
-            let (ingested, tail) = ingest(c, i).await?;
+        WriteOp::Ingest(i, digest) => {
+            let (ingested, tail) = ingest(c, i, digest).await?;
             (WriteResult::Ingested(ingested), tail)
         }
         WriteOp::Register(reg) => {
@@ -565,20 +568,16 @@ async fn commit_decision(
 async fn insert_observation(
     c: &mut PgConnection,
     obs: &NewObservation,
+    digest: &str,
     verdict: ObservationVerdict,
     record: Option<&TxRecord>,
     linked: Option<i64>,
 ) -> Result<i64, sqlx::Error> {
     let transaction_id = record.map(|r| r.id).or(linked);
-    let digest = crate::body_digest(&obs.body);
-    let kept = if verdict.changes_nothing() {
-        &obs.body[..obs.body.len().min(lunas_core::UNCHANGED_BODY_CAP)]
-    } else {
-        &obs.body[..]
-    };
+    let kept = crate::ops::kept_body(&obs.body, verdict);
     let at = to_millis(obs.received_at);
     if let (Some(tx), true) = (transaction_id, verdict.changes_nothing()) {
-        if let Some(id) = repeated(c, tx, &digest, verdict).await? {
+        if let Some(id) = repeated(c, tx, digest, verdict).await? {
             sqlx::query(
                 "UPDATE observations SET repeats = repeats + 1, last_received_at = $1 WHERE id = $2",
             )
@@ -609,7 +608,7 @@ async fn insert_observation(
     .bind(obs.body_size as i64)
     .bind(verdict.as_str())
     .bind(&obs.detail)
-    .bind(&digest)
+    .bind(digest)
     .fetch_one(&mut *c)
     .await
 }
@@ -765,7 +764,11 @@ async fn decide_locked(
     }
 }
 
-async fn ingest(c: &mut PgConnection, ingest: &Ingest) -> Result<(Ingested, Tail), sqlx::Error> {
+async fn ingest(
+    c: &mut PgConnection,
+    ingest: &Ingest,
+    digest: &str,
+) -> Result<(Ingested, Tail), sqlx::Error> {
     let obs = &ingest.observation;
     let at = to_millis(obs.received_at);
     let (verdict, record, events, linked) = match &ingest.fact {
@@ -790,7 +793,8 @@ async fn ingest(c: &mut PgConnection, ingest: &Ingest) -> Result<(Ingested, Tail
             (verdict, record, events, None)
         }
     };
-    let observation_id = insert_observation(c, obs, verdict, record.as_ref(), linked).await?;
+    let observation_id =
+        insert_observation(c, obs, digest, verdict, record.as_ref(), linked).await?;
     let balance = ingest.fact.as_ref().and_then(|f| f.detail.balance_after);
     Ok((
         Ingested {
@@ -956,7 +960,8 @@ async fn record_check(
         record = r.unwrap_or(record);
         events.extend(more);
     }
-    let observation_id = insert_observation(c, obs, verdict, Some(&record), None).await?;
+    let digest = crate::body_digest(&obs.body);
+    let observation_id = insert_observation(c, obs, &digest, verdict, Some(&record), None).await?;
     let balance = check.fact.as_ref().and_then(|f| f.detail.balance_after);
     Ok((
         Ingested {

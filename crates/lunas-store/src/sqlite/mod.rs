@@ -162,7 +162,8 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, ingest: Ingest) -> Result<Ingested, StoreError> {
-        match self.writer.submit(WriteOp::Ingest(ingest)).await? {
+        let digest = crate::body_digest(&ingest.observation.body);
+        match self.writer.submit(WriteOp::Ingest(ingest, digest)).await? {
             WriteResult::Ingested(i) => Ok(i),
             other => Err(StoreError::Unavailable(format!(
                 "writer answered {other:?}"

@@ -187,7 +187,9 @@ fn commit_batch(
 
 fn apply(c: &Connection, op: &WriteOp, state: &mut BatchState) -> rusqlite::Result<WriteResult> {
     match op {
-        WriteOp::Ingest(ingest) => self::ingest(c, ingest, state).map(WriteResult::Ingested),
+        WriteOp::Ingest(ingest, digest) => {
+            self::ingest(c, ingest, digest, state).map(WriteResult::Ingested)
+        }
         WriteOp::Register(reg) => {
             register(c, reg).map(|(r, created)| WriteResult::Registered(r, created))
         }
@@ -425,20 +427,16 @@ fn commit_decision(
 fn insert_observation(
     c: &Connection,
     obs: &NewObservation,
+    digest: &str,
     verdict: ObservationVerdict,
     record: Option<&TxRecord>,
     linked: Option<i64>,
 ) -> rusqlite::Result<i64> {
     let transaction_id = record.map(|r| r.id).or(linked);
-    let digest = crate::body_digest(&obs.body);
-    let kept = if verdict.changes_nothing() {
-        &obs.body[..obs.body.len().min(lunas_core::UNCHANGED_BODY_CAP)]
-    } else {
-        &obs.body[..]
-    };
+    let kept = crate::ops::kept_body(&obs.body, verdict);
     let at = to_millis(obs.received_at);
     if let (Some(tx), true) = (transaction_id, verdict.changes_nothing()) {
-        if let Some(id) = repeated(c, tx, &digest, verdict)? {
+        if let Some(id) = repeated(c, tx, digest, verdict)? {
             c.prepare_cached(
                 "UPDATE observations SET repeats = repeats + 1, last_received_at = ?1 WHERE id = ?2",
             )?
@@ -557,7 +555,12 @@ fn count_for_provider(
     }
 }
 
-fn ingest(c: &Connection, ingest: &Ingest, state: &mut BatchState) -> rusqlite::Result<Ingested> {
+fn ingest(
+    c: &Connection,
+    ingest: &Ingest,
+    digest: &str,
+    state: &mut BatchState,
+) -> rusqlite::Result<Ingested> {
     let obs = &ingest.observation;
     let at = to_millis(obs.received_at);
     let (verdict, record, events, linked) = match &ingest.fact {
@@ -594,7 +597,7 @@ fn ingest(c: &Connection, ingest: &Ingest, state: &mut BatchState) -> rusqlite::
             (verdict, record, events, None)
         }
     };
-    let observation_id = insert_observation(c, obs, verdict, record.as_ref(), linked)?;
+    let observation_id = insert_observation(c, obs, digest, verdict, record.as_ref(), linked)?;
     let balance = ingest.fact.as_ref().and_then(|f| f.detail.balance_after);
     let mut events = events;
     events.extend(sample_balance(
@@ -736,7 +739,8 @@ fn record_check(
         record = r.unwrap_or(record);
         events.extend(more);
     }
-    let observation_id = insert_observation(c, obs, verdict, Some(&record), None)?;
+    let digest = crate::body_digest(&obs.body);
+    let observation_id = insert_observation(c, obs, &digest, verdict, Some(&record), None)?;
     let balance = check.fact.as_ref().and_then(|f| f.detail.balance_after);
     events.extend(sample_balance(
         c,
