@@ -100,6 +100,25 @@ first_check_after = "24h"
     )
 }
 
+/// An IAK account (the harness's credentials) that accepts callbacks only from
+/// `callback_ips` (a TOML list), to append to a configuration.
+pub fn fenced_iak(id: &str, callback_ips: &str) -> String {
+    format!(
+        r#"
+[[providers]]
+id = "{id}"
+kind = "iak"
+username = "{IAK_USER}"
+api_key = "{IAK_KEY}"
+prepaid_url = "{NOWHERE}"
+postpaid_url = "{NOWHERE}"
+callback_ips = {callback_ips}
+[providers.reconcile]
+first_check_after = "24h"
+"#
+    )
+}
+
 /// How to start the gateway.
 #[derive(Debug, Clone)]
 pub struct GatewaySpec {
@@ -128,10 +147,27 @@ impl GatewaySpec {
         ChildServer::spawn(cmd, &self.dir.join("lunas.log")).await
     }
 
+    /// [`GatewaySpec::start`] with `server` (lines of `[server]`, e.g. `read_timeout_ms = 2000`)
+    /// and `extra` (tables appended to the configuration, e.g. another provider account).
+    pub async fn start_configured(&self, server: &str, extra: &str) -> Result<ChildServer> {
+        let level = std::env::var("LUNAS_LOG").unwrap_or_else(|_| "info".into());
+        let cmd = self.command_configured(&level, server, extra)?;
+        ChildServer::spawn(cmd, &self.dir.join("lunas.log")).await
+    }
+
     /// The `lunas serve` command, its configuration written.
     pub fn command(&self, level: &str) -> Result<Command> {
+        self.command_configured(level, "", "")
+    }
+
+    /// [`GatewaySpec::command`] with `server` lines in `[server]` and `extra` appended.
+    pub fn command_configured(&self, level: &str, server: &str, extra: &str) -> Result<Command> {
         let config = self.dir.join("lunas.toml");
-        let mut text = config_text(&self.db_path(), self.endpoint.as_deref(), "");
+        let mut text = config_text(&self.db_path(), self.endpoint.as_deref(), extra);
+        if !server.is_empty() {
+            let limit = format!("body_limit = {BODY_LIMIT}\n");
+            text = text.replacen(&limit, &format!("{limit}{}\n", server.trim_end()), 1);
+        }
         if let Some(url) = &self.storage_url {
             text = text.replacen(
                 &format!("url = \"sqlite://{}\"", self.db_path().display()),
@@ -172,7 +208,8 @@ impl Admin {
         }
     }
 
-    async fn get(&self, path: &str) -> Result<Value> {
+    /// `GET path` with the admin token, as JSON.
+    pub async fn get(&self, path: &str) -> Result<Value> {
         let res = self
             .client
             .get(format!("{}{path}", self.base))

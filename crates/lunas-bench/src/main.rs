@@ -72,7 +72,8 @@ enum Cmd {
     Reconcile(ReconcileArgs),
     /// kill -9 under load, restart, check nothing acknowledged was lost and everything is delivered.
     Crash(CrashArgs),
-    /// Every class of bad input under load, slow loris, and the fuzz targets.
+    /// Every class of bad input under load, slow loris, hostile connections, evidence floods,
+    /// page sizes, a login brute force, and the fuzz targets.
     BadInput(BadInputArgs),
     /// Orders per second through lunas against the same generator straight to the sandbox.
     Orders(OrdersArgs),
@@ -172,6 +173,24 @@ struct BadInputArgs {
     /// Seconds per fuzz target; 0 skips fuzzing [full: 60; smoke: 2].
     #[arg(long)]
     fuzz_secs: Option<u64>,
+    /// The gateway's `server.read_timeout_ms` [full: its default, 30000; smoke: 2000].
+    #[arg(long)]
+    read_timeout_ms: Option<u64>,
+    /// Silent HTTP/2 connections (preface and empty SETTINGS, then nothing) [full: 300; smoke: 20].
+    #[arg(long)]
+    h2_silent: Option<usize>,
+    /// Connections trickling a request body to /login and /api/v1/orders [full: 500; smoke: 20].
+    #[arg(long)]
+    trickle: Option<usize>,
+    /// Callbacks of each evidence flood [full: 10000; smoke: 300].
+    #[arg(long)]
+    evidence: Option<usize>,
+    /// Wrong dashboard logins from one address [full: 2000; smoke: 100].
+    #[arg(long)]
+    logins: Option<usize>,
+    /// Seconds the valid load runs alone first, the reference for its latency [full: 10; smoke: 1].
+    #[arg(long)]
+    alone_secs: Option<f64>,
 }
 
 #[derive(Args, Clone, Default)]
@@ -290,6 +309,15 @@ impl Common {
             slowloris: pick(a.slowloris, s, 2, 8),
             slowloris_window: Duration::from_secs(pick(a.slowloris_secs, s, 2, 40)),
             fuzz_secs: pick(a.fuzz_secs, s, 2, 60),
+            read_timeout: a
+                .read_timeout_ms
+                .or(s.then_some(2000))
+                .map(Duration::from_millis),
+            h2_silent: pick(a.h2_silent, s, 20, 300),
+            trickle: pick(a.trickle, s, 20, 500),
+            evidence: pick(a.evidence, s, 300, 10_000),
+            logins: pick(a.logins, s, 100, 2000),
+            alone: seconds(pick(a.alone_secs, s, 1.0, 10.0)),
         }
     }
 }
@@ -358,6 +386,10 @@ async fn run(cli: Cli) -> Result<bool, String> {
     std::fs::create_dir_all(&c.work_dir).map_err(|e| format!("{}: {e}", c.work_dir.display()))?;
     let section = |s: Section| {
         println!("{}", s.markdown());
+        // The lines `all` would put in the summary, for whoever updates the report by hand.
+        for line in &s.headline {
+            eprintln!("summary: {line}");
+        }
         s.problems.is_empty()
     };
     match cli.command {

@@ -140,11 +140,75 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     status_field_kib(&text, field)
 }
 
+/// A field of `/proc/<pid>/io` (e.g. `write_bytes`: what the process caused to be written to
+/// storage), in bytes.
+pub fn proc_io_bytes(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    status_field_kib(&text, field)
+}
+
 pub fn status_field_kib(text: &str, field: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let rest = l.strip_prefix(field)?.strip_prefix(':')?;
         rest.split_whitespace().next()?.parse().ok()
     })
+}
+
+/// The size of a SQLite database as its last commit left it, in bytes: what
+/// `PRAGMA page_count * page_size` says, read from the files without opening the database (so
+/// without a SQL dependency and without disturbing the server that writes it). The page count is
+/// that of the last commit in the write-ahead log (`<db>-wal`) whose frames carry the log's
+/// current salt, or else the one in the database header.
+pub fn sqlite_bytes(db: &Path) -> Result<u64> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let main = read(db)?;
+    let wal_path = PathBuf::from(format!("{}-wal", db.display()));
+    let wal = if wal_path.exists() {
+        read(&wal_path)?
+    } else {
+        Vec::new()
+    };
+    sqlite_size(&main, &wal).ok_or_else(|| format!("{}: not a SQLite database", db.display()))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from(u32::from_be_bytes(
+        b.get(at..at + 4)?.try_into().ok()?,
+    )))
+}
+
+/// [`sqlite_bytes`] of a database file's and its log's contents.
+pub fn sqlite_size(main: &[u8], wal: &[u8]) -> Option<u64> {
+    if !main.starts_with(b"SQLite format 3\0") {
+        return None;
+    }
+    let page_size = match u16::from_be_bytes(main.get(16..18)?.try_into().ok()?) {
+        1 => 65536,
+        n => u64::from(n),
+    };
+    // The header's page count is valid when its change counter matches "version valid for".
+    let mut pages = if be32(main, 24)? == be32(main, 92)? {
+        be32(main, 28)?
+    } else {
+        main.len() as u64 / page_size.max(1)
+    };
+    if wal.len() >= 32 && matches!(be32(wal, 0)?, 0x377f_0682 | 0x377f_0683) {
+        let frame = 24 + be32(wal, 8)? as usize;
+        let salt = wal.get(16..24)?;
+        let mut at = 32;
+        while at + frame <= wal.len() {
+            // Frames left from before the log was restarted carry an older salt.
+            if &wal[at + 8..at + 16] != salt {
+                break;
+            }
+            let commit = be32(wal, at + 4)?;
+            if commit != 0 {
+                pages = commit;
+            }
+            at += frame;
+        }
+    }
+    Some(pages * page_size)
 }
 
 /// A fresh, empty directory under `base`.
@@ -292,6 +356,34 @@ mod tests {
         assert_eq!(status_field_kib(text, "VmHWM"), Some(40960));
         assert_eq!(status_field_kib(text, "VmRSS"), Some(30000));
         assert_eq!(status_field_kib(text, "VmSwap"), None);
+    }
+
+    #[test]
+    fn reads_the_size_of_a_sqlite_database_from_its_files() {
+        let mut main = vec![0u8; 100];
+        main[..16].copy_from_slice(b"SQLite format 3\0");
+        main[16..18].copy_from_slice(&4096u16.to_be_bytes());
+        main[24..28].copy_from_slice(&7u32.to_be_bytes());
+        main[28..32].copy_from_slice(&10u32.to_be_bytes());
+        main[92..96].copy_from_slice(&7u32.to_be_bytes());
+        assert_eq!(sqlite_size(&main, &[]), Some(10 * 4096));
+        let mut wal = vec![0u8; 32];
+        wal[..4].copy_from_slice(&0x377f_0682u32.to_be_bytes());
+        wal[8..12].copy_from_slice(&4096u32.to_be_bytes());
+        wal[16..24].copy_from_slice(b"saltsalt");
+        let frame = |commit: u32, salt: &[u8; 8]| {
+            let mut f = vec![0u8; 24 + 4096];
+            f[4..8].copy_from_slice(&commit.to_be_bytes());
+            f[8..16].copy_from_slice(salt);
+            f
+        };
+        wal.extend(frame(0, b"saltsalt"));
+        wal.extend(frame(12, b"saltsalt"));
+        wal.extend(frame(0, b"saltsalt"));
+        // A frame of an earlier generation of the log ends it.
+        wal.extend(frame(99, b"oldsalts"));
+        assert_eq!(sqlite_size(&main, &wal), Some(12 * 4096));
+        assert_eq!(sqlite_size(b"not a database", &[]), None);
     }
 
     #[test]
