@@ -10,6 +10,7 @@
 pub mod delivery;
 pub mod model;
 pub mod order;
+pub mod rate;
 pub mod transition;
 
 pub use delivery::*;

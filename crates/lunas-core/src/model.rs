@@ -505,6 +505,13 @@ pub const MAX_OBSERVATIONS_PER_TRANSACTION: i64 = 200;
 /// nothing is evidence that it arrived, not of anything new.
 pub const UNCHANGED_BODY_CAP: usize = 4096;
 
+/// How many bodies of messages that change nothing (and repeat no earlier body) one provider
+/// account keeps a minute, on each node; past it such a message is counted on the
+/// transaction's latest observation of the same verdict (or kept without its body). A holder
+/// of many validly signed callbacks (IAK's sign covers only the ref) cannot grow the evidence
+/// by padding copies of them apart.
+pub const UNCHANGED_BODIES_PER_MINUTE: u32 = 60;
+
 impl ObservationVerdict {
     /// A message with this verdict changed nothing: a repeat of it need not be stored again
     /// (it is counted on the observation it repeats).
@@ -742,8 +749,9 @@ pub struct Observation {
     pub detail: Option<String>,
     /// SHA-256 of the body as received (hex); kept when the body itself is pruned.
     pub body_sha256: Option<String>,
-    /// How many more times the same message (or, past the per-transaction cap, one with the
-    /// same verdict) arrived after this one; the last of them at `last_received_at`.
+    /// How many more times the same message (or, past the per-transaction cap or the
+    /// account's budget of kept bodies, one with the same verdict) arrived after this one; the
+    /// last of them at `last_received_at`.
     pub repeats: i64,
     pub last_received_at: Option<OffsetDateTime>,
     /// When retention erased the body (the digest stays).

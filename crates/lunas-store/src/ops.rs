@@ -1,16 +1,81 @@
 //! The writes a backend's single writer takes from its queue, and what it answers. Shared by
 //! the backends so that a new write is added once and each backend must handle it.
 
+use std::sync::Arc;
+
+use lunas_core::rate::KeyedBuckets;
+use lunas_core::ObservationVerdict;
+
 use crate::model::*;
+
+/// What an ingest's caller computes before queueing it: the SHA-256 of the body, and the
+/// account's budget of bodies kept for messages that change nothing.
+#[derive(Clone)]
+pub(crate) struct Prepared {
+    pub digest: String,
+    pub budget: Arc<KeyedBuckets>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("digest", &self.digest)
+            .finish()
+    }
+}
+
+impl Prepared {
+    pub fn new(ingest: &Ingest, budget: &Arc<KeyedBuckets>) -> Self {
+        Prepared {
+            digest: crate::body_digest(&ingest.observation.body),
+            budget: Arc::clone(budget),
+        }
+    }
+}
+
+/// The budget every store keeps of bodies of messages that change nothing:
+/// [`lunas_core::UNCHANGED_BODIES_PER_MINUTE`] per provider account, on each node.
+pub(crate) fn evidence_budget() -> Arc<KeyedBuckets> {
+    Arc::new(KeyedBuckets::new(lunas_core::UNCHANGED_BODIES_PER_MINUTE))
+}
+
+/// How an observation of a message that changes nothing is kept (a message that changes
+/// something always gets its own row and its whole body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Counted on this earlier observation (same body and verdict; or, past the caps, the
+    /// latest of the same verdict).
+    Repeats(i64),
+    /// A row of its own with [`kept_body`] of its body.
+    Row,
+    /// A row of its own with its size and digest, but none of its body: the account spent its
+    /// budget of kept bodies, and the transaction has no observation of this verdict to count it on.
+    RowWithoutBody,
+}
+
+/// The rule for a message that changes nothing and repeats no earlier body of the
+/// transaction: a row with its first bytes while the transaction is under its cap and the
+/// account under its budget (`within_budget` takes from the budget only when asked).
+pub(crate) fn unchanged_gets_row(observations: i64, within_budget: impl FnOnce() -> bool) -> bool {
+    observations < lunas_core::MAX_OBSERVATIONS_PER_TRANSACTION && within_budget()
+}
+
+impl Keep {
+    /// Past the caps: counted on the transaction's latest observation of the same verdict, if
+    /// there is one.
+    pub(crate) fn folded_onto(latest_same_verdict: Option<i64>) -> Keep {
+        latest_same_verdict.map_or(Keep::RowWithoutBody, Keep::Repeats)
+    }
+}
 
 /// A job is moved once into the writer's queue; the common one (an ingest) is kept inline
 /// rather than boxed, so the callback path allocates nothing more.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum WriteOp {
-    /// An ingest and the SHA-256 of its body, computed by the caller before the job is queued
-    /// (the single writer only runs SQL).
-    Ingest(Ingest, String),
+    /// An ingest and what the caller prepared for it before the job is queued (the single
+    /// writer only runs SQL).
+    Ingest(Ingest, Prepared),
     Register(Box<Registration>),
     /// Writes the heartbeat row at `now`: readiness is a real commit.
     Ping {
@@ -97,8 +162,10 @@ pub(crate) fn without_goods(data: &str) -> Option<String> {
 
 /// What of a body an observation stores: all of it, or — for a message that changed nothing —
 /// its first [`lunas_core::UNCHANGED_BODY_CAP`] bytes (its full size and digest are kept).
-pub(crate) fn kept_body(body: &[u8], verdict: lunas_core::ObservationVerdict) -> &[u8] {
-    if verdict.changes_nothing() {
+pub(crate) fn kept_body(body: &[u8], verdict: ObservationVerdict, keep: Keep) -> &[u8] {
+    if keep == Keep::RowWithoutBody {
+        &[]
+    } else if verdict.changes_nothing() {
         &body[..body.len().min(lunas_core::UNCHANGED_BODY_CAP)]
     } else {
         body

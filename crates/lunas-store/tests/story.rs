@@ -648,6 +648,113 @@ async fn timelines_come_in_pages_of_observations_newest_first() {
     }
 }
 
+/// Copies of a message that change nothing, each different (padded apart): a transaction keeps
+/// at most its cap of observations, and an account keeps at most its budget of their bodies
+/// a minute, however many transactions the copies name; the rest are counted.
+#[tokio::test]
+async fn evidence_of_messages_that_change_nothing_is_bounded_per_transaction_and_per_account() {
+    for db in backends().await {
+        eprintln!("backend: {}", db.label());
+        let store = db.open().await;
+        let t0 = OffsetDateTime::now_utc() - time::Duration::hours(2);
+        let at = |obs: NewObservation, seconds: i64| NewObservation {
+            received_at: t0 + time::Duration::seconds(seconds),
+            ..obs
+        };
+        let copy = |reference: &str, n: usize, seconds: i64| {
+            let body = format!(
+                "{{\"ref\":\"{reference}\",\"pad\":\"{}{n}\"}}",
+                "x".repeat(5000)
+            );
+            Ingest::accepted(
+                at(observation("iak", reference, &body), seconds),
+                fact(reference, State::Succeeded, None),
+            )
+        };
+        // One transaction, 250 copies a second apart: the budget refills as fast, so only the
+        // transaction's cap applies.
+        let cap = lunas_core::MAX_OBSERVATIONS_PER_TRANSACTION as usize;
+        for n in 0..cap + 50 {
+            store.ingest(copy("capped", n, n as i64)).await.unwrap();
+        }
+        let tx = store.transaction("iak", "capped").await.unwrap().unwrap();
+        let t = store
+            .timeline(tx.id, TimelinePage::newest(500))
+            .await
+            .unwrap();
+        assert_eq!(t.observations.len(), cap);
+        let last = t.observations.last().unwrap();
+        assert_eq!((last.verdict, last.repeats), (V::Duplicate, 50));
+        assert_eq!(last.body.len(), lunas_core::UNCHANGED_BODY_CAP);
+
+        // An hour later, 100 transactions, then 3 copies of each at one instant: the account's
+        // budget keeps bodies of the first copies; the others are counted on the transaction's
+        // earlier copy, or kept without a body when it has none.
+        let later = 3600;
+        let refs: Vec<String> = (0..100).map(|i| format!("spread-{i}")).collect();
+        for r in &refs {
+            let body = format!("{{\"ref\":\"{r}\"}}");
+            store
+                .ingest(Ingest::accepted(
+                    at(observation("iak", r, &body), later),
+                    fact(r, State::Succeeded, None),
+                ))
+                .await
+                .unwrap();
+        }
+        for n in 1..=3 {
+            for r in &refs {
+                store.ingest(copy(r, n, later + 1)).await.unwrap();
+            }
+        }
+        let budget = lunas_core::UNCHANGED_BODIES_PER_MINUTE as usize;
+        let (mut with_body, mut without_body, mut repeats) = (0, 0, 0);
+        for r in &refs {
+            let tx = store.transaction("iak", r).await.unwrap().unwrap();
+            let t = store
+                .timeline(tx.id, TimelinePage::newest(50))
+                .await
+                .unwrap();
+            assert_eq!(
+                t.observations.len(),
+                2,
+                "{r}: created, then one row of copies"
+            );
+            let copies = &t.observations[1];
+            assert_eq!(copies.verdict, V::Duplicate);
+            assert!(copies.body_size > 5000 && copies.body_sha256.is_some());
+            if copies.body.is_empty() {
+                without_body += 1;
+            } else {
+                with_body += 1;
+            }
+            repeats += copies.repeats;
+        }
+        assert_eq!((with_body, without_body), (budget, 100 - budget));
+        assert_eq!(repeats, 200, "every copy is counted");
+
+        // Another account has a budget of its own.
+        let body = "{\"other\":1}";
+        let other = |b: &str, v| {
+            Ingest::accepted(
+                at(observation("iak-2", "own", b), v),
+                fact("own", State::Succeeded, None),
+            )
+        };
+        store.ingest(other(body, later)).await.unwrap();
+        store
+            .ingest(other("{\"other\":2}", later + 1))
+            .await
+            .unwrap();
+        let tx = store.transaction("iak-2", "own").await.unwrap().unwrap();
+        let t = store
+            .timeline(tx.id, TimelinePage::newest(50))
+            .await
+            .unwrap();
+        assert_eq!(t.observations[1].body, b"{\"other\":2}");
+    }
+}
+
 #[tokio::test]
 async fn sessions_expire_and_end_and_readiness_writes() {
     for db in backends().await {

@@ -108,8 +108,10 @@ impl Gateway {
                 metrics,
                 endpoints: Arc::new(config.endpoints.clone()),
                 filters: Arc::new(deliverer.filters().to_vec()),
-                refusals: Arc::new(crate::limits::KeyedBuckets::new(REFUSALS_KEPT_PER_MINUTE)),
-                logins: Arc::new(crate::limits::KeyedBuckets::new(LOGINS_PER_MINUTE)),
+                refusals: Arc::new(lunas_core::rate::KeyedBuckets::new(
+                    REFUSALS_KEPT_PER_MINUTE,
+                )),
+                logins: Arc::new(lunas_core::rate::KeyedBuckets::new(LOGINS_PER_MINUTE)),
                 session_ttl: config.server.session_ttl,
                 secure_cookies: config.server.secure_cookies,
             },

@@ -10,7 +10,6 @@ pub mod config;
 pub mod delivery;
 pub mod demo;
 pub mod http;
-pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod orders;

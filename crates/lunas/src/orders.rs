@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 
 use crate::config::ProviderConfig;
 use crate::providers::{self, OrderOutcome, SendError};
-use crate::reconcile::Bucket;
+use lunas_core::rate::Bucket;
 
 /// How long an order's lease lasts: longer than its request can take.
 pub fn lease_for(config: &ProviderConfig) -> Duration {

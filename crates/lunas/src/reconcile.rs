@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lunas_core::rate::Bucket;
 use lunas_core::{
     Basis, Detail, Fact, NewObservation, ObservationVerdict, Source, Submission, TxRecord,
 };
@@ -31,40 +32,6 @@ use crate::providers::{self, CheckOutcome};
 /// How long a claimed check is leased: longer than any check can take.
 fn lease_for(config: &ProviderConfig) -> Duration {
     config.reconcile.timeout * 2 + Duration::from_secs(30)
-}
-
-/// A per-provider token bucket, in thousandths of a call.
-pub(crate) struct Bucket {
-    milli: u64,
-    capacity: u64,
-    per_minute: u64,
-    last: OffsetDateTime,
-}
-
-impl Bucket {
-    pub(crate) fn new(per_minute: u32, now: OffsetDateTime) -> Self {
-        let capacity = u64::from(per_minute) * 1000;
-        Bucket {
-            milli: capacity,
-            capacity,
-            per_minute: u64::from(per_minute),
-            last: now,
-        }
-    }
-
-    /// Whole calls available at `now`.
-    pub(crate) fn available(&mut self, now: OffsetDateTime) -> usize {
-        if now > self.last {
-            let elapsed_ms = (now - self.last).whole_milliseconds().max(0) as u64;
-            self.milli = (self.milli + elapsed_ms * self.per_minute / 60).min(self.capacity);
-            self.last = now;
-        }
-        (self.milli / 1000) as usize
-    }
-
-    pub(crate) fn take(&mut self, n: usize) {
-        self.milli = self.milli.saturating_sub(n as u64 * 1000);
-    }
 }
 
 struct Checker {

@@ -77,12 +77,15 @@ async fn a_replayed_padded_callback_is_stored_once_and_counted() {
     assert_eq!(copy["body_sha256"], observations[0]["body_sha256"]);
 }
 
+/// Copies padded apart (IAK's sign covers only the ref) keep the account's budget of bodies a
+/// minute; the rest are counted on the latest copy. The transaction's cap of observations is
+/// tested at the store, where time can be made to pass.
 #[tokio::test]
-async fn a_transaction_keeps_a_bounded_number_of_observations_that_changed_nothing() {
+async fn copies_padded_apart_keep_a_budget_of_bodies_and_the_rest_are_counted() {
     let gw = TestGateway::start_http_only("").await;
-    let cap = lunas_core::MAX_OBSERVATIONS_PER_TRANSACTION as usize;
+    let budget = lunas_core::UNCHANGED_BODIES_PER_MINUTE as usize;
     // Every copy differs (a new padding each time), so none is a byte-for-byte repeat.
-    for i in 0..cap + 50 {
+    for i in 0..250 {
         let body = padded("flooded", PrepaidStatus::Success, &format!("pad-{i}"));
         assert_eq!(gw.callback("iak", body, &[]).await.0, 200);
     }
@@ -90,9 +93,13 @@ async fn a_transaction_keeps_a_bounded_number_of_observations_that_changed_nothi
         .get("/api/v1/transactions/iak/flooded?observations_limit=200")
         .await;
     let rows = kept(&tx);
-    assert_eq!(rows.len(), cap, "{rows:?}");
+    assert_eq!(rows.len(), 1 + budget, "{rows:?}");
     assert_eq!(tx["older_observations"], serde_json::Value::Null);
-    assert_eq!(rows.last().unwrap(), &("duplicate".to_owned(), 50));
+    assert_eq!(rows[0], ("created".to_owned(), 0));
+    assert_eq!(
+        rows.last().unwrap(),
+        &("duplicate".to_owned(), (250 - 1 - budget) as i64)
+    );
     // The API shows a page (50 by default) and the cursor of the older ones.
     let tx = gw.transaction("iak", "flooded").await.unwrap();
     assert_eq!(kept(&tx).len(), 50);
@@ -102,13 +109,48 @@ async fn a_transaction_keeps_a_bounded_number_of_observations_that_changed_nothi
             "/api/v1/transactions/iak/flooded?observations_before={before}&observations_limit=200"
         ))
         .await;
-    assert_eq!(kept(&older).len(), cap - 50);
+    assert_eq!(kept(&older).len(), 1 + budget - 50);
     assert_eq!(older["older_observations"], serde_json::Value::Null);
-    // A message that changes something is always kept, also past the cap.
+    // A message that changes something is always kept, also past the budget.
     let failed = padded("flooded", PrepaidStatus::Failed, "a different outcome");
     gw.callback("iak", failed, &[]).await;
     let tx = gw.transaction("iak", "flooded").await.unwrap();
     assert_eq!(kept(&tx).last().unwrap().0, "conflict");
+}
+
+/// The budget is the account's, not the transaction's: copies spread over many transactions
+/// keep no more bodies than copies of one.
+#[tokio::test]
+async fn copies_spread_over_many_transactions_keep_no_more() {
+    let gw = TestGateway::start_http_only("").await;
+    let budget = lunas_core::UNCHANGED_BODIES_PER_MINUTE as usize;
+    let refs: Vec<String> = (0..50).map(|i| format!("spread-{i}")).collect();
+    let pad = "p".repeat(20_000);
+    for r in &refs {
+        let body = padded(r, PrepaidStatus::Success, "");
+        assert_eq!(gw.callback("iak", body, &[]).await.0, 200);
+    }
+    for round in 0..6 {
+        for r in &refs {
+            let body = padded(r, PrepaidStatus::Success, &format!("{pad}{round}"));
+            assert_eq!(gw.callback("iak", body, &[]).await.0, 200);
+        }
+    }
+    let (mut bodies, mut counted) = (0usize, 0i64);
+    for r in &refs {
+        let tx = gw.transaction("iak", r).await.unwrap();
+        for o in tx["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "observation" && e["verdict"] == "duplicate")
+        {
+            bodies += usize::from(!o["body"].as_str().unwrap_or("").is_empty());
+            counted += 1 + o["repeats"].as_i64().unwrap();
+        }
+    }
+    assert_eq!(counted, 300, "every copy is counted");
+    assert_eq!(bodies, budget);
 }
 
 #[tokio::test]

@@ -55,6 +55,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Migrations that ran when the store was opened.
     migrated: usize,
+    /// Bodies kept of messages that change nothing, per account ([`crate::ops::Prepared`]).
+    evidence: std::sync::Arc<lunas_core::rate::KeyedBuckets>,
 }
 
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -135,6 +137,7 @@ impl PostgresStore {
             writer,
             pool,
             migrated,
+            evidence: crate::ops::evidence_budget(),
         })
     }
 
@@ -179,8 +182,8 @@ async fn with_history(pool: &PgPool, deliveries: &mut [Delivery]) -> Result<(), 
 #[async_trait]
 impl Store for PostgresStore {
     async fn ingest(&self, ingest: Ingest) -> Result<Ingested, StoreError> {
-        let digest = crate::body_digest(&ingest.observation.body);
-        match self.submit(WriteOp::Ingest(ingest, digest)).await? {
+        let prepared = crate::ops::Prepared::new(&ingest, &self.evidence);
+        match self.submit(WriteOp::Ingest(ingest, prepared)).await? {
             WriteResult::Ingested(i) => Ok(i),
             other => Err(unexpected(other)),
         }

@@ -25,6 +25,7 @@
 //! Then one commit (`synchronous_commit = on`: durable before it returns), and only then is every
 //! job answered. A commit that fails fails the whole batch and nothing of it is acknowledged.
 
+use lunas_core::rate::KeyedBuckets;
 use lunas_core::{
     decide, from_millis, give_up, to_millis, Decision, NewEvent, NewObservation,
     ObservationVerdict, Source, Trust, TxRecord,
@@ -35,7 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::rows::{tx_from_row, TX_COLUMNS};
 use super::unavailable;
 use crate::model::*;
-use crate::ops::{WriteOp, WriteResult};
+use crate::ops::{Keep, Prepared, WriteOp, WriteResult};
 use crate::StoreError;
 
 /// The advisory lock every event insert is made under (see the module documentation).
@@ -244,8 +245,8 @@ fn plain(result: WriteResult) -> (WriteResult, Tail) {
 async fn apply(c: &mut PgConnection, op: &WriteOp) -> Result<(WriteResult, Tail), sqlx::Error> {
     use super::delivery;
     Ok(match op {
-        WriteOp::Ingest(i, digest) => {
-            let (ingested, tail) = ingest(c, i, digest).await?;
+        WriteOp::Ingest(i, prepared) => {
+            let (ingested, tail) = ingest(c, i, prepared).await?;
             (WriteResult::Ingested(ingested), tail)
         }
         WriteOp::Register(reg) => {
@@ -569,24 +570,29 @@ async fn insert_observation(
     c: &mut PgConnection,
     obs: &NewObservation,
     digest: &str,
+    budget: Option<&KeyedBuckets>,
     verdict: ObservationVerdict,
     record: Option<&TxRecord>,
     linked: Option<i64>,
 ) -> Result<i64, sqlx::Error> {
     let transaction_id = record.map(|r| r.id).or(linked);
-    let kept = crate::ops::kept_body(&obs.body, verdict);
     let at = to_millis(obs.received_at);
-    if let (Some(tx), true) = (transaction_id, verdict.changes_nothing()) {
-        if let Some(id) = repeated(c, tx, digest, verdict).await? {
-            sqlx::query(
-                "UPDATE observations SET repeats = repeats + 1, last_received_at = $1 WHERE id = $2",
-            )
-            .bind(at)
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
-            return Ok(id);
+    let keep = match (transaction_id, verdict.changes_nothing()) {
+        (Some(tx), true) => {
+            let budget = || budget.is_none_or(|b| b.allow(&obs.provider_id, obs.received_at));
+            keep_unchanged(c, tx, digest, verdict, budget).await?
         }
+        _ => Keep::Row,
+    };
+    if let Keep::Repeats(id) = keep {
+        sqlx::query(
+            "UPDATE observations SET repeats = repeats + 1, last_received_at = $1 WHERE id = $2",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+        return Ok(id);
     }
     sqlx::query_scalar(
         "INSERT INTO observations (provider_id, ref, transaction_id, source, received_at, content_type, \
@@ -604,7 +610,7 @@ async fn insert_observation(
     .bind(at)
     .bind(&obs.content_type)
     .bind(&obs.remote_addr)
-    .bind(kept)
+    .bind(crate::ops::kept_body(&obs.body, verdict, keep))
     .bind(obs.body_size as i64)
     .bind(verdict.as_str())
     .bind(&obs.detail)
@@ -613,15 +619,15 @@ async fn insert_observation(
     .await
 }
 
-/// The observation a message that changed nothing repeats: one of the transaction's with the
-/// same body and verdict, or — once the transaction holds its cap of observations — its latest with the
-/// same verdict.
-async fn repeated(
+/// How a message that changed nothing is kept ([`crate::ops::unchanged_gets_row`]): counted
+/// on an observation of the transaction with the same body and verdict if there is one.
+async fn keep_unchanged(
     c: &mut PgConnection,
     transaction_id: i64,
     digest: &str,
     verdict: ObservationVerdict,
-) -> Result<Option<i64>, sqlx::Error> {
+    within_budget: impl FnOnce() -> bool,
+) -> Result<Keep, sqlx::Error> {
     let same_body: Option<i64> = sqlx::query_scalar(
         "SELECT id FROM observations WHERE transaction_id = $1 AND body_sha256 = $2 \
          AND verdict = $3 ORDER BY id DESC LIMIT 1",
@@ -631,16 +637,16 @@ async fn repeated(
     .bind(verdict.as_str())
     .fetch_optional(&mut *c)
     .await?;
-    if same_body.is_some() {
-        return Ok(same_body);
+    if let Some(id) = same_body {
+        return Ok(Keep::Repeats(id));
     }
     let kept: i64 =
         sqlx::query_scalar("SELECT count(*) FROM observations WHERE transaction_id = $1")
             .bind(transaction_id)
             .fetch_one(&mut *c)
             .await?;
-    if kept < lunas_core::MAX_OBSERVATIONS_PER_TRANSACTION {
-        return Ok(None);
+    if crate::ops::unchanged_gets_row(kept, within_budget) {
+        return Ok(Keep::Row);
     }
     sqlx::query_scalar(
         "SELECT id FROM observations WHERE transaction_id = $1 AND verdict = $2 \
@@ -650,6 +656,7 @@ async fn repeated(
     .bind(verdict.as_str())
     .fetch_optional(&mut *c)
     .await
+    .map(Keep::folded_onto)
 }
 
 /// Keeps the balance history, and raises the provider-level events of a reported balance
@@ -767,7 +774,7 @@ async fn decide_locked(
 async fn ingest(
     c: &mut PgConnection,
     ingest: &Ingest,
-    digest: &str,
+    prepared: &Prepared,
 ) -> Result<(Ingested, Tail), sqlx::Error> {
     let obs = &ingest.observation;
     let at = to_millis(obs.received_at);
@@ -793,8 +800,16 @@ async fn ingest(
             (verdict, record, events, None)
         }
     };
-    let observation_id =
-        insert_observation(c, obs, digest, verdict, record.as_ref(), linked).await?;
+    let observation_id = insert_observation(
+        c,
+        obs,
+        &prepared.digest,
+        Some(&prepared.budget),
+        verdict,
+        record.as_ref(),
+        linked,
+    )
+    .await?;
     let balance = ingest.fact.as_ref().and_then(|f| f.detail.balance_after);
     Ok((
         Ingested {
@@ -961,7 +976,8 @@ async fn record_check(
         events.extend(more);
     }
     let digest = crate::body_digest(&obs.body);
-    let observation_id = insert_observation(c, obs, &digest, verdict, Some(&record), None).await?;
+    let observation_id =
+        insert_observation(c, obs, &digest, None, verdict, Some(&record), None).await?;
     let balance = check.fact.as_ref().and_then(|f| f.detail.balance_after);
     Ok((
         Ingested {

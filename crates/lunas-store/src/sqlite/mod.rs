@@ -42,6 +42,8 @@ pub struct SqliteStore {
     readers: Arc<ReaderPool>,
     /// Migrations that ran when the store was opened.
     migrated: usize,
+    /// Bodies kept of messages that change nothing, per account ([`crate::ops::Prepared`]).
+    evidence: std::sync::Arc<lunas_core::rate::KeyedBuckets>,
 }
 
 struct ReaderPool {
@@ -114,6 +116,7 @@ impl SqliteStore {
             writer,
             readers,
             migrated,
+            evidence: crate::ops::evidence_budget(),
         })
     }
 
@@ -162,8 +165,12 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, ingest: Ingest) -> Result<Ingested, StoreError> {
-        let digest = crate::body_digest(&ingest.observation.body);
-        match self.writer.submit(WriteOp::Ingest(ingest, digest)).await? {
+        let prepared = crate::ops::Prepared::new(&ingest, &self.evidence);
+        match self
+            .writer
+            .submit(WriteOp::Ingest(ingest, prepared))
+            .await?
+        {
             WriteResult::Ingested(i) => Ok(i),
             other => Err(StoreError::Unavailable(format!(
                 "writer answered {other:?}"

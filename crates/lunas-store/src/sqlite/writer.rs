@@ -13,13 +13,14 @@ use lunas_core::{
 };
 use std::collections::HashMap;
 
+use lunas_core::rate::KeyedBuckets;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{tx_from_row, TX_COLUMNS};
 use super::unavailable;
 use crate::model::*;
-use crate::ops::{WriteOp, WriteResult};
+use crate::ops::{Keep, Prepared, WriteOp, WriteResult};
 use crate::StoreError;
 
 struct Job {
@@ -187,8 +188,8 @@ fn commit_batch(
 
 fn apply(c: &Connection, op: &WriteOp, state: &mut BatchState) -> rusqlite::Result<WriteResult> {
     match op {
-        WriteOp::Ingest(ingest, digest) => {
-            self::ingest(c, ingest, digest, state).map(WriteResult::Ingested)
+        WriteOp::Ingest(ingest, prepared) => {
+            self::ingest(c, ingest, prepared, state).map(WriteResult::Ingested)
         }
         WriteOp::Register(reg) => {
             register(c, reg).map(|(r, created)| WriteResult::Registered(r, created))
@@ -428,21 +429,26 @@ fn insert_observation(
     c: &Connection,
     obs: &NewObservation,
     digest: &str,
+    budget: Option<&KeyedBuckets>,
     verdict: ObservationVerdict,
     record: Option<&TxRecord>,
     linked: Option<i64>,
 ) -> rusqlite::Result<i64> {
     let transaction_id = record.map(|r| r.id).or(linked);
-    let kept = crate::ops::kept_body(&obs.body, verdict);
     let at = to_millis(obs.received_at);
-    if let (Some(tx), true) = (transaction_id, verdict.changes_nothing()) {
-        if let Some(id) = repeated(c, tx, digest, verdict)? {
-            c.prepare_cached(
-                "UPDATE observations SET repeats = repeats + 1, last_received_at = ?1 WHERE id = ?2",
-            )?
-            .execute(params![at, id])?;
-            return Ok(id);
+    let keep = match (transaction_id, verdict.changes_nothing()) {
+        (Some(tx), true) => {
+            let budget = || budget.is_none_or(|b| b.allow(&obs.provider_id, obs.received_at));
+            keep_unchanged(c, tx, digest, verdict, budget)?
         }
+        _ => Keep::Row,
+    };
+    if let Keep::Repeats(id) = keep {
+        c.prepare_cached(
+            "UPDATE observations SET repeats = repeats + 1, last_received_at = ?1 WHERE id = ?2",
+        )?
+        .execute(params![at, id])?;
+        return Ok(id);
     }
     c.prepare_cached(
         "INSERT INTO observations (provider_id, ref, transaction_id, source, received_at, content_type, \
@@ -457,7 +463,7 @@ fn insert_observation(
         at,
         obs.content_type,
         obs.remote_addr,
-        kept,
+        crate::ops::kept_body(&obs.body, verdict, keep),
         obs.body_size as i64,
         verdict.as_str(),
         obs.detail,
@@ -466,15 +472,15 @@ fn insert_observation(
     Ok(c.last_insert_rowid())
 }
 
-/// The observation a message that changed nothing repeats: one of the transaction's with the
-/// same body and verdict, or — once the transaction holds its cap of observations — its latest with the
-/// same verdict.
-fn repeated(
+/// How a message that changed nothing is kept ([`crate::ops::unchanged_gets_row`]): counted on an
+/// observation of the transaction with the same body and verdict if there is one.
+fn keep_unchanged(
     c: &Connection,
     transaction_id: i64,
     digest: &str,
     verdict: ObservationVerdict,
-) -> rusqlite::Result<Option<i64>> {
+    within_budget: impl FnOnce() -> bool,
+) -> rusqlite::Result<Keep> {
     let same_body = c
         .prepare_cached(
             "SELECT id FROM observations WHERE transaction_id = ?1 AND body_sha256 = ?2 \
@@ -484,14 +490,14 @@ fn repeated(
             r.get(0)
         })
         .optional()?;
-    if same_body.is_some() {
-        return Ok(same_body);
+    if let Some(id) = same_body {
+        return Ok(Keep::Repeats(id));
     }
     let kept: i64 = c
         .prepare_cached("SELECT count(*) FROM observations WHERE transaction_id = ?1")?
         .query_row([transaction_id], |r| r.get(0))?;
-    if kept < lunas_core::MAX_OBSERVATIONS_PER_TRANSACTION {
-        return Ok(None);
+    if crate::ops::unchanged_gets_row(kept, within_budget) {
+        return Ok(Keep::Row);
     }
     c.prepare_cached(
         "SELECT id FROM observations WHERE transaction_id = ?1 AND verdict = ?2 \
@@ -499,6 +505,7 @@ fn repeated(
     )?
     .query_row(params![transaction_id, verdict.as_str()], |r| r.get(0))
     .optional()
+    .map(Keep::folded_onto)
 }
 
 /// Keeps the balance history, and raises the provider-level events of a reported balance
@@ -558,7 +565,7 @@ fn count_for_provider(
 fn ingest(
     c: &Connection,
     ingest: &Ingest,
-    digest: &str,
+    prepared: &Prepared,
     state: &mut BatchState,
 ) -> rusqlite::Result<Ingested> {
     let obs = &ingest.observation;
@@ -597,7 +604,15 @@ fn ingest(
             (verdict, record, events, None)
         }
     };
-    let observation_id = insert_observation(c, obs, digest, verdict, record.as_ref(), linked)?;
+    let observation_id = insert_observation(
+        c,
+        obs,
+        &prepared.digest,
+        Some(&prepared.budget),
+        verdict,
+        record.as_ref(),
+        linked,
+    )?;
     let balance = ingest.fact.as_ref().and_then(|f| f.detail.balance_after);
     let mut events = events;
     events.extend(sample_balance(
@@ -740,7 +755,7 @@ fn record_check(
         events.extend(more);
     }
     let digest = crate::body_digest(&obs.body);
-    let observation_id = insert_observation(c, obs, &digest, verdict, Some(&record), None)?;
+    let observation_id = insert_observation(c, obs, &digest, None, verdict, Some(&record), None)?;
     let balance = check.fact.as_ref().and_then(|f| f.detail.balance_after);
     events.extend(sample_balance(
         c,

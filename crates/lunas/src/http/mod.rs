@@ -41,9 +41,9 @@ pub struct AppState {
     pub endpoints: Arc<Vec<crate::config::EndpointConfig>>,
     pub filters: Arc<Vec<lunas_store::EndpointFilter>>,
     /// Refused callbacks kept as evidence, per account and kind of refusal.
-    pub refusals: Arc<crate::limits::KeyedBuckets>,
+    pub refusals: Arc<lunas_core::rate::KeyedBuckets>,
     /// Dashboard logins per client address.
-    pub logins: Arc<crate::limits::KeyedBuckets>,
+    pub logins: Arc<lunas_core::rate::KeyedBuckets>,
     /// How long a dashboard login lasts, and whether its cookie is `Secure`.
     pub session_ttl: std::time::Duration,
     pub secure_cookies: bool,

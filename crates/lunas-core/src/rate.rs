@@ -1,13 +1,46 @@
-//! Rate limits keyed by who or what: refusals kept as evidence per provider and kind, login
-//! attempts per client address. Each key has a token bucket ([`crate::reconcile::Bucket`]);
-//! the table is bounded, so many keys cannot grow it without limit.
+//! Token buckets: how many calls a provider is asked per minute, and rate limits keyed by who
+//! or what (refusals kept as evidence per provider and kind, login attempts per client address,
+//! bodies kept of messages that change nothing per provider). The keyed table is bounded, so
+//! many keys cannot grow it without limit.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
-use crate::reconcile::Bucket;
+/// A token bucket, in thousandths of a call: `per_minute` calls a minute, with a burst of as many.
+pub struct Bucket {
+    milli: u64,
+    capacity: u64,
+    per_minute: u64,
+    last: OffsetDateTime,
+}
+
+impl Bucket {
+    pub fn new(per_minute: u32, now: OffsetDateTime) -> Self {
+        let capacity = u64::from(per_minute) * 1000;
+        Bucket {
+            milli: capacity,
+            capacity,
+            per_minute: u64::from(per_minute),
+            last: now,
+        }
+    }
+
+    /// Whole calls available at `now`.
+    pub fn available(&mut self, now: OffsetDateTime) -> usize {
+        if now > self.last {
+            let elapsed_ms = (now - self.last).whole_milliseconds().max(0) as u64;
+            self.milli = (self.milli + elapsed_ms * self.per_minute / 60).min(self.capacity);
+            self.last = now;
+        }
+        (self.milli / 1000) as usize
+    }
+
+    pub fn take(&mut self, n: usize) {
+        self.milli = self.milli.saturating_sub(n as u64 * 1000);
+    }
+}
 
 /// The most keys a table holds; when full, keys whose buckets are full again are forgotten
 /// (forgetting them changes nothing), and if none is, the table starts over.
