@@ -98,6 +98,35 @@ async fn an_http2_connection_that_goes_silent_after_its_preface_is_closed() {
     until_closed(&mut silent).await;
 }
 
+/// The idle limit holds for HTTP/2 as for HTTP/1: a silent HTTP/2 client is let go about
+/// `read_timeout` after its last request, not when a keep-alive ping finally goes unanswered
+/// (which took another `read_timeout` or more).
+#[tokio::test]
+async fn a_silent_http2_connection_ends_at_the_idle_limit() {
+    let read_timeout = Duration::from_secs(4);
+    let gw = TestGateway::start_with_env(
+        "",
+        &[(
+            "LUNAS__SERVER__READ_TIMEOUT_MS",
+            &read_timeout.as_millis().to_string(),
+        )],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    silent
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    until_closed(&mut silent).await;
+    let lived = started.elapsed();
+    assert!(lived >= read_timeout, "not before the limit: {lived:?}");
+    assert!(
+        lived < read_timeout + read_timeout / 2,
+        "closed {lived:?} after connecting; the limit is {read_timeout:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_trickled_body_on_an_api_or_login_route_is_answered_408() {
     let gw = gateway().await;

@@ -243,31 +243,41 @@ async fn connection(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let idle = limits.read_timeout;
-    let mut closing: Option<tokio::time::Instant> = None;
+    // When the connection was told to close, and whether it was for being idle.
+    let mut closing: Option<(tokio::time::Instant, bool)> = None;
     loop {
         let wake = match closing {
-            Some(deadline) => deadline,
+            Some((deadline, _)) => deadline,
             None => activity.idle_deadline(idle),
         };
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = stop.changed(), if closing.is_none() => {
                 conn.as_mut().graceful_shutdown();
-                closing = Some(tokio::time::Instant::now() + Duration::from_secs(30));
+                closing = Some((tokio::time::Instant::now() + Duration::from_secs(30), false));
             }
-            _ = tokio::time::sleep_until(wake) => {
-                if closing.is_some() {
-                    // Told to close and still open: the client is not reading.
-                    return;
+            _ = tokio::time::sleep_until(wake) => match closing {
+                // Told to close for being idle: a request that raced the GOAWAY gets its time;
+                // otherwise the connection ends now. An HTTP/2 client that reads nothing would
+                // keep it open until a keep-alive ping went unanswered.
+                Some((_, true)) if activity.in_flight() > 0 => {
+                    closing = Some((tokio::time::Instant::now() + idle, false));
                 }
-                if activity.is_idle(idle) {
+                // Told to close and still open: the client is not reading.
+                Some(_) => return,
+                None if activity.is_idle(idle) => {
                     conn.as_mut().graceful_shutdown();
-                    closing = Some(tokio::time::Instant::now() + idle);
+                    closing = Some((tokio::time::Instant::now() + IDLE_GRACE.min(idle), true));
                 }
-            }
+                None => {}
+            },
         }
     }
 }
+
+/// How long a connection told to close for being idle has to go (time for the GOAWAY to be
+/// written; an HTTP/1 connection with nothing in flight closes at once).
+const IDLE_GRACE: Duration = Duration::from_millis(250);
 
 /// Requests in flight on a connection, and when the last one began or ended.
 struct Activity {
@@ -302,6 +312,10 @@ impl Activity {
 
     fn touch(&self) {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     fn idle_deadline(&self, idle: Duration) -> tokio::time::Instant {
