@@ -276,6 +276,44 @@ async fn a_partial_va_accumulates_until_the_total() {
     );
 }
 
+/// A callback reports a payment, an inquiry the VA: after 30,000 of 100,000 the callback says
+/// `PAID` (that payment went through) and an inquiry at the same moment `ACTIVE` (more can be
+/// paid), and both carry the same money: the amount paid so far, the total and the payment's
+/// history entry, so both read as partially paid.
+#[tokio::test]
+async fn a_partly_paid_va_reads_the_same_in_its_callback_and_an_inquiry() {
+    let h = Harness::standard().await;
+    let va = h
+        .create_va(&create_request(
+            "part-2",
+            PaymentSystem::Partial,
+            true,
+            100_000,
+        ))
+        .await;
+    assert_eq!(h.pay("part-2", 30_000).await.status, 200);
+    let callbacks = h.va_callbacks();
+    let (callback, _) = &callbacks[0];
+    let inquiry = h.inquiry(&va).await;
+    assert_eq!(callback.transaction_status, TransactionStatus::Paid);
+    assert_eq!(inquiry.transaction_status, TransactionStatus::Active);
+    for tx in [callback, &inquiry] {
+        assert_eq!(tx.total_paid(), Some(30_000));
+        assert_eq!(tx.total_amount(), Some(100_000));
+        assert_eq!(va_state(tx), Some(State::PartiallyPaid));
+    }
+    let history = |tx: &VaTransaction| {
+        tx.payment_history
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| (p.reference_id.clone(), p.paid_amount))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(history(callback), history(&inquiry));
+    assert_eq!(history(callback).len(), 1);
+}
+
 #[tokio::test]
 async fn open_and_multi_use_vas_take_repeated_payments() {
     let h = Harness::standard().await;
