@@ -48,6 +48,10 @@ pub struct BadInputOptions {
     pub concurrency: usize,
     /// Workers of the valid load that runs meanwhile.
     pub load_concurrency: usize,
+    /// The valid load's rate (open loop, callbacks a second); `None`: as fast as answers come
+    /// (then its p99 measures the queue the load generator builds itself on a small machine,
+    /// not what hostile traffic costs).
+    pub load_rate: Option<f64>,
     /// Slow-loris connections of each kind.
     pub slowloris: usize,
     /// How long a slow-loris connection takes to send its request (or stays idle).
@@ -345,13 +349,13 @@ pub async fn run(o: &BadInputOptions) -> Result<Section> {
     let _ = writeln!(
         body,
         "{} requests of each class ({} in flight, one connection each, raw HTTP/1.1 so sizes \
-         and framing are exactly as written), sent while {} workers send the valid ingest mix. \
+         and framing are exactly as written), sent while {} send the valid ingest mix. \
          `body_limit` = {BODY_LIMIT}, `read_timeout_ms` = {}. Before the campaign {VICTIMS} IAK \
          and {VICTIMS} VA transactions were created pending / awaiting payment as targets of the \
          forgeries.\n",
         o.per_class,
         o.concurrency,
-        o.load_concurrency,
+        valid_load(o),
         read_timeout.as_millis()
     );
     let mut rows = Vec::new();
@@ -1398,12 +1402,42 @@ async fn with_load<T>(
         Stop::Flag(Arc::clone(&flag)),
     );
     s.seed = o.seed;
-    let client = load::client(o.load_concurrency);
-    let load = tokio::spawn(async move { load::run(&client, &s).await });
+    s.rate = o.load_rate;
+    // The valid load runs on a runtime of its own, on its own thread, so that its timings are
+    // not delayed by the hostile tasks' work (building and signing bodies) in this runtime.
+    let concurrency = o.load_concurrency;
+    let load = std::thread::Builder::new()
+        .name("valid-load".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("the valid load's runtime: {e}"))?;
+            rt.block_on(async {
+                let client = load::client(concurrency);
+                Ok::<_, String>(load::run(&client, &s).await)
+            })
+        })
+        .map_err(|e| format!("the valid load's thread: {e}"))?;
     let out = work.await;
     flag.store(true, Ordering::Relaxed);
-    let load = load.await.map_err(|e| format!("load task: {e}"))?;
+    let load = tokio::task::spawn_blocking(move || load.join())
+        .await
+        .map_err(|e| format!("load task: {e}"))?
+        .map_err(|_| "the valid load panicked".to_string())??;
     Ok((out, load, rss.take()))
+}
+
+/// The valid load in words.
+fn valid_load(o: &BadInputOptions) -> String {
+    match o.load_rate {
+        Some(r) => format!(
+            "{} workers at {} callbacks/s (open loop)",
+            o.load_concurrency,
+            group(r as u64)
+        ),
+        None => format!("{} closed-loop workers", o.load_concurrency),
+    }
 }
 
 fn loopback(last: usize) -> IpAddr {
@@ -2374,9 +2408,9 @@ impl Hostile<'_> {
         // The valid load in each phase.
         let _ = writeln!(
             body,
-            "\n**The valid load in each phase** ({} workers, the ingest mix; every answer \
-             checked):\n",
-            o.load_concurrency
+            "\n**The valid load in each phase** ({}, the ingest mix; every answer checked; \
+             latency from the send to the whole answer):\n",
+            valid_load(o)
         );
         let mut prows = Vec::new();
         for p in self.phases {

@@ -188,6 +188,10 @@ struct BadInputArgs {
     /// Wrong dashboard logins from one address [full: 2000; smoke: 100].
     #[arg(long)]
     logins: Option<usize>,
+    /// Callbacks a second of the valid load, open loop; 0: closed loop, as fast as answers
+    /// come [full: 1000; smoke: 200].
+    #[arg(long)]
+    load_rate: Option<f64>,
     /// Seconds the valid load runs alone first, the reference for its latency [full: 10; smoke: 1].
     #[arg(long)]
     alone_secs: Option<f64>,
@@ -306,6 +310,11 @@ impl Common {
             per_class: pick(a.per_class, s, 4, 200),
             concurrency: 8,
             load_concurrency: 8,
+            load_rate: match a.load_rate {
+                Some(r) if r <= 0.0 => None,
+                Some(r) => Some(r),
+                None => Some(if s { 200.0 } else { 1000.0 }),
+            },
             slowloris: pick(a.slowloris, s, 2, 8),
             slowloris_window: Duration::from_secs(pick(a.slowloris_secs, s, 2, 40)),
             fuzz_secs: pick(a.fuzz_secs, s, 2, 60),
