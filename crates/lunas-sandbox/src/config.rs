@@ -289,6 +289,10 @@ pub struct AccountConfig {
     /// IAK/IDSL: `json` (default) or `xml`.
     #[serde(default)]
     pub callback_format: Option<CallbackFormat>,
+    /// MCPayment: which of seed 002's callback examples the callbacks follow, field for field
+    /// and in order: `example_request` (default) or `body_raw`.
+    #[serde(default)]
+    pub callback_layout: Option<lunas_protocol::mcp::CallbackLayout>,
     /// IAK/IDSL: `v1` (`code`, `hp`) or `v2` (`product_code`, `customer_id`, default) names.
     #[serde(default)]
     pub api_version: Option<CallbackVersion>,
@@ -326,6 +330,7 @@ impl AccountConfig {
             environment: Environment::default(),
             callback_url: None,
             callback_format: None,
+            callback_layout: None,
             api_version: None,
             deposit: None,
             callback_delay_ms: None,
@@ -431,6 +436,8 @@ pub struct Account {
     pub credentials: AccountCredentials,
     pub callback_url: Option<String>,
     pub callback_format: Format,
+    /// MCPayment callbacks' layout.
+    pub callback_layout: lunas_protocol::mcp::CallbackLayout,
     pub api_version: ApiVersion,
     pub deposit: i64,
     pub callback_delay: Duration,
@@ -690,6 +697,7 @@ impl AccountConfig {
             credentials: settings.credentials,
             callback_url,
             callback_format: settings.callback_format,
+            callback_layout: settings.callback_layout,
             api_version: settings.api_version,
             deposit,
             callback_delay,

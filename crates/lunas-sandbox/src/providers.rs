@@ -162,6 +162,7 @@ pub(crate) struct Key {
 pub(crate) struct Settings {
     pub credentials: AccountCredentials,
     pub callback_format: Format,
+    pub callback_layout: lunas_protocol::mcp::CallbackLayout,
     pub api_version: ApiVersion,
 }
 

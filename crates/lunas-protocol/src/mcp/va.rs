@@ -371,6 +371,23 @@ impl VaTransaction {
         serde_json::to_string(self).expect("VA types always serialise")
     }
 
+    /// The callback body as one of seed 002's two examples lays it out: its fields in its
+    /// order (a field this message does not have is left out). The "Example Request" shows no
+    /// refund: a refund or void callback in that layout ends with the "Body raw"'s
+    /// `refund_history` and `transaction_type`.
+    pub fn encode_callback(&self, layout: CallbackLayout) -> String {
+        let value = serde_json::to_value(self).expect("VA types always serialise");
+        let mut out = laid_out(&value, layout.keys());
+        if layout == CallbackLayout::ExampleRequest && self.refund_history.is_some() {
+            if let (serde_json::Value::Object(out), serde_json::Value::Object(refund)) =
+                (&mut out, laid_out(&value, REFUND_FIELDS))
+            {
+                out.extend(refund);
+            }
+        }
+        out.to_string()
+    }
+
     /// `payment_system`, wherever this message put it.
     pub fn payment_system(&self) -> Option<PaymentSystem> {
         self.payment_system
@@ -397,6 +414,139 @@ impl VaTransaction {
             .iter()
             .try_fold(0i64, |acc, p| acc.checked_add(p.paid_amount.unwrap_or(0)))
     }
+}
+
+/// The two callback bodies seed 002 shows: the "Body raw" (a top-level `reference_id` and
+/// `payment_system`, a short `payment_details`) and the "Example Request" (the curl example:
+/// `response_code` first, the full `payment_details`, `payment_history` before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackLayout {
+    #[default]
+    ExampleRequest,
+    BodyRaw,
+}
+
+/// Keys in order; for an object (or an array of objects) the keys of its own, in order.
+type Layout = &'static [(&'static str, &'static [&'static str])];
+
+const ITEM: &[&str] = &["item_id", "name", "amount", "qty", "description"];
+const ADDRESS: &[&str] = &[
+    "phone",
+    "address",
+    "city",
+    "postal_code",
+    "country",
+    "full_name",
+];
+const PAYMENT: &[&str] = &["paid_amount", "paid_time", "reference_id"];
+const REFUND: &[&str] = &["refund_time", "refund_amount"];
+
+const EXAMPLE_REQUEST: Layout = &[
+    ("response_code", &[]),
+    ("transaction_id", &[]),
+    ("external_id", &[]),
+    ("order_id", &[]),
+    ("currency", &[]),
+    ("transaction_status", &[]),
+    ("transaction_time", &[]),
+    ("payment_method", &[]),
+    ("payment_channel", &[]),
+    ("additional_data", &[]),
+    ("callback_url", &[]),
+    ("customer_details", &["email", "full_name", "phone"]),
+    ("item_details", ITEM),
+    ("payment_history", PAYMENT),
+    (
+        "payment_details",
+        &[
+            "payment_system",
+            "billing_name",
+            "va_number",
+            "amount",
+            "total_fee_amount",
+            "total_promo_amount",
+            "total_amount",
+            "total_paid_amount",
+            "is_multi_use",
+            "is_customer_paying_fee",
+            "expired_time",
+            "transaction_description",
+        ],
+    ),
+    ("billing_address", ADDRESS),
+    ("shipping_address", ADDRESS),
+    ("issuer", &[]),
+];
+
+/// What a refund or void callback adds to the "Example Request" layout.
+const REFUND_FIELDS: Layout = &[("refund_history", REFUND), ("transaction_type", &[])];
+
+const BODY_RAW: Layout = &[
+    ("transaction_id", &[]),
+    ("external_id", &[]),
+    ("order_id", &[]),
+    ("reference_id", &[]),
+    ("currency", &[]),
+    ("payment_method", &[]),
+    ("payment_channel", &[]),
+    ("payment_system", &[]),
+    ("transaction_status", &[]),
+    ("transaction_time", &[]),
+    (
+        "payment_details",
+        &[
+            "amount",
+            "expired_time",
+            "transaction_description",
+            "total_amount",
+            "paid_time",
+        ],
+    ),
+    ("customer_details", &["phone", "email", "full_name"]),
+    ("item_details", ITEM),
+    ("billing_address", ADDRESS),
+    ("shipping_address", ADDRESS),
+    ("response_code", &[]),
+    ("issuer", &[]),
+    ("additional_data", &[]),
+    ("refund_history", REFUND),
+    ("payment_history", PAYMENT),
+    ("transaction_type", &[]),
+];
+
+impl CallbackLayout {
+    fn keys(self) -> Layout {
+        match self {
+            CallbackLayout::ExampleRequest => EXAMPLE_REQUEST,
+            CallbackLayout::BodyRaw => BODY_RAW,
+        }
+    }
+}
+
+/// `value`'s fields named by `layout`, in its order.
+fn laid_out(value: &serde_json::Value, layout: Layout) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (key, inner) in layout {
+        let Some(v) = value.get(*key) else { continue };
+        let v = match v {
+            serde_json::Value::Object(_) if !inner.is_empty() => only(v, inner),
+            serde_json::Value::Array(items) if !inner.is_empty() => {
+                items.iter().map(|item| only(item, inner)).collect()
+            }
+            other => other.clone(),
+        };
+        out.insert((*key).to_owned(), v);
+    }
+    serde_json::Value::Object(out)
+}
+
+/// An object's `keys`, in that order.
+fn only(value: &serde_json::Value, keys: &[&str]) -> serde_json::Value {
+    keys.iter()
+        .filter_map(|k| value.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// The request body of create VA (`POST /va`).

@@ -133,6 +133,7 @@ impl Provider for Iak {
                 api_key: keys.required_secret(&raw.api_key, "api_key")?,
             },
             callback_format: raw.callback_format.unwrap_or(CallbackFormat::Json).into(),
+            callback_layout: Default::default(),
             api_version: raw.api_version.unwrap_or(CallbackVersion::V2).into(),
         })
     }

@@ -214,6 +214,7 @@ impl Provider for Mcp {
             }),
             // Callbacks are JSON, in the one naming MCPayment has.
             callback_format: Format::Json,
+            callback_layout: raw.callback_layout.unwrap_or_default(),
             api_version: ApiVersion::V2,
         })
     }

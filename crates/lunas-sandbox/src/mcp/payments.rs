@@ -450,7 +450,7 @@ fn delivery(
             .callback_url
             .clone()
             .or_else(|| account.callback_url.clone()),
-        body: body.encode(),
+        body: body.encode_callback(account.callback_layout),
         content_type: "application/json",
         mcp_signature: Some(signature),
         signature_wrong: wrong,
