@@ -699,28 +699,6 @@ async fn what_was_given_at_creation_comes_back_in_callbacks_and_inquiries() {
     }
 }
 
-/// Every key of a JSON document as a path (`payment_details.amount`; an array's items as
-/// `item_details[].name`), in document order, each once.
-fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, v) in map {
-                let path = format!("{prefix}{k}");
-                if !out.contains(&path) {
-                    out.push(path.clone());
-                }
-                key_paths(v, &format!("{path}."), out);
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for item in items {
-                key_paths(item, &format!("{}[].", prefix.trim_end_matches('.')), out);
-            }
-        }
-        _ => {}
-    }
-}
-
 /// Seed 002 shows two callback bodies; an account's `callback_layout` picks one, and a paid
 /// callback then has that example's fields in that example's order (the "Body raw" also shows
 /// `refund_history`, which only a refund has).
@@ -751,13 +729,7 @@ callback_layout = "{layout}"
 "#
         ))
         .await;
-        let fixture = |name: &str| {
-            std::fs::read_to_string(format!(
-                "{}/../lunas-protocol/tests/fixtures/mcp/{name}",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .unwrap()
-        };
+        let fixture = |name: &str| protocol_fixture(&format!("mcp/{name}"));
         // The document's create request, with the addresses and free text its callbacks show.
         let mut req: CreateVaRequest =
             serde_json::from_str(&fixture("create_request.json")).unwrap();
@@ -771,9 +743,7 @@ callback_layout = "{layout}"
         assert_eq!(h.pay("ext-0001", 150_000).await.status, 200);
         let got = h.receiver.at("/mcp");
         let body: serde_json::Value = serde_json::from_str(&got[0].text()).unwrap();
-        let (mut sent, mut shown) = (Vec::new(), Vec::new());
-        key_paths(&body, "", &mut sent);
-        key_paths(&documented, "", &mut shown);
+        let (sent, shown) = (key_paths(&body), key_paths(&documented));
         let expected: Vec<String> = shown
             .iter()
             .filter(|p| !only_in_example.contains(&p.as_str()))

@@ -424,6 +424,22 @@ async fn the_check_status_documents_numbers_behave_as_its_examples() {
             .len(),
         3
     );
+    // Each answer has the fields of the document's example of its status, in its order.
+    let same_fields = |answer: Answer, example: &str| {
+        let got: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        let shown: serde_json::Value =
+            serde_json::from_str(&protocol_fixture(&format!("postpaid/{example}.json"))).unwrap();
+        assert_eq!(
+            key_paths(&got),
+            key_paths(&shown),
+            "{example}: {}",
+            answer.text()
+        );
+    };
+    same_fields(
+        h.postpaid_raw(check("seed003-a"), Format::Json).await,
+        "checkstatus_not_received",
+    );
     let before = h.postpaid(check("seed003-a"), Format::Json).await;
     assert_eq!(
         (before.status, before.response_code.as_str()),
@@ -439,6 +455,10 @@ async fn the_check_status_documents_numbers_behave_as_its_examples() {
         Format::Json,
     )
     .await;
+    same_fields(
+        h.postpaid_raw(check("seed003-a"), Format::Json).await,
+        "checkstatus_success",
+    );
     let paid = h.postpaid(check("seed003-a"), Format::Json).await;
     assert_eq!(
         (paid.status, paid.response_code.as_str()),
@@ -462,6 +482,10 @@ async fn the_check_status_documents_numbers_behave_as_its_examples() {
     assert_eq!(paying.response_code, "39");
     h.advance(std::time::Duration::from_secs(24 * 3600));
     h.run_due().await;
+    same_fields(
+        h.postpaid_raw(check("seed003-b"), Format::Json).await,
+        "checkstatus_processing",
+    );
     let still = h.postpaid(check("seed003-b"), Format::Json).await;
     assert_eq!(
         (still.status, still.response_code.as_str()),

@@ -337,6 +337,10 @@ impl PostpaidResult {
 
     /// The answer IAK would give, `{"data":{..},"meta":[]}` in JSON.
     pub fn encode(&self, format: Format) -> String {
+        let settled = matches!(
+            self.status,
+            Some(PostpaidStatus::Success | PostpaidStatus::Failed)
+        );
         let fields = ObjectBuilder::new()
             .opt("tr_id", self.tr_id)
             .opt("code", self.code.as_deref())
@@ -346,6 +350,10 @@ impl PostpaidResult {
             .opt("period", self.period.as_deref())
             .opt("nominal", self.nominal)
             .opt("admin", self.admin)
+            // Seed 003's check-status answers have `ref_id` after `admin` while the payment is
+            // not received or in process, after `noref` once it succeeded or failed; the
+            // pay-pasca answer (no `status`) after `admin`.
+            .opt("ref_id", self.ref_id.as_deref().filter(|_| !settled))
             .opt("status", self.status.map(PostpaidStatus::code))
             .put("response_code", self.response_code.as_str())
             .opt("message", self.message.as_deref())
@@ -353,7 +361,7 @@ impl PostpaidResult {
             .opt("selling_price", self.selling_price)
             .opt("balance", self.balance)
             .opt("noref", self.noref.as_deref())
-            .opt("ref_id", self.ref_id.as_deref())
+            .opt("ref_id", self.ref_id.as_deref().filter(|_| settled))
             .opt("desc", self.desc.clone())
             .build();
         codec::encode(

@@ -418,14 +418,18 @@ impl Harness {
 
     /// Sends a signed postpaid request (development IAK account) and parses the answer.
     pub async fn postpaid(&self, command: PostpaidCommand, format: Format) -> PostpaidResult {
-        let req = PostpaidRequest::new(IAK_USER, &Secret::new(IAK_KEY), command);
-        let answer = self
-            .post(&req.path(), format.content_type(), req.encode(format))
-            .await;
+        let answer = self.postpaid_raw(command, format).await;
         assert_eq!(answer.status, 200, "{}", answer.text());
         PostpaidResult::parse(&answer.body)
             .unwrap_or_else(|e| panic!("answer parses ({e}): {}", answer.text()))
             .message
+    }
+
+    /// A postpaid request as sent, and the answer as it came.
+    pub async fn postpaid_raw(&self, command: PostpaidCommand, format: Format) -> Answer {
+        let req = PostpaidRequest::new(IAK_USER, &Secret::new(IAK_KEY), command);
+        self.post(&req.path(), format.content_type(), req.encode(format))
+            .await
     }
 
     /// `POST /sandbox/report`.
@@ -472,4 +476,42 @@ pub fn mcp_credentials() -> Credentials {
         hash_key: Secret::new(MCP_HASH),
         sub_merchant_id: None,
     }
+}
+
+/// Every key of a JSON document as a path (`payment_details.amount`; an array's items as
+/// `item_details[].name`), in document order, each once.
+#[allow(dead_code)]
+pub fn key_paths(v: &serde_json::Value) -> Vec<String> {
+    fn walk(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let path = format!("{prefix}{k}");
+                    if !out.contains(&path) {
+                        out.push(path.clone());
+                    }
+                    walk(v, &format!("{path}."), out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    walk(item, &format!("{}[].", prefix.trim_end_matches('.')), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, "", &mut out);
+    out
+}
+
+/// A fixture of the protocol library's tests (the documents' examples).
+#[allow(dead_code)]
+pub fn protocol_fixture(path: &str) -> String {
+    let full = format!(
+        "{}/../lunas-protocol/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
 }
