@@ -132,3 +132,44 @@ async fn the_first_top_up_answer_is_the_documents_order001() {
         .replace(r#""tr_id":3482"#, &format!(r#""tr_id":{tr_id}"#));
     assert_eq!(answer.text(), expected);
 }
+
+/// The documents' success callbacks (a game voucher with its `pin`, an eSIM with its
+/// `activation_code`, any other product), as IAK and as IDSL, in JSON: the sandbox's have the
+/// same fields in the same order.
+#[tokio::test]
+async fn success_callbacks_have_the_documents_fields_in_their_order() {
+    for kind in ["iak", "idsl"] {
+        for (example, product, reference) in [
+            ("callback_game", "hsteam12000", "order001"),
+            ("callback_esim", "esimtsel10gb", "order004"),
+            ("callback_other", "xld25000", "order002"),
+        ] {
+            let h = Harness::start(&format!(
+                r#"
+[sandbox]
+[[sandbox.accounts]]
+kind = "{kind}"
+username = "{DOC_USER}"
+api_key = "{DOC_KEY}"
+callback_url = "{{callback}}/cb"
+callback_format = "json"
+api_version = "v1"
+"#
+            ))
+            .await;
+            h.top_up_as(DOC_USER, DOC_KEY, reference, "0817777215", product)
+                .await;
+            assert_eq!(h.report(reference, "success").await.status, 200);
+            let got = h.receiver.at("/cb");
+            let sent: serde_json::Value = serde_json::from_str(&got[0].text()).unwrap();
+            let shown: serde_json::Value =
+                serde_json::from_str(&fixture(&format!("{kind}/{example}.json"))).unwrap();
+            assert_eq!(
+                key_paths(&sent),
+                key_paths(&shown),
+                "{kind} {example}: {}",
+                got[0].text()
+            );
+        }
+    }
+}

@@ -943,3 +943,44 @@ async fn a_void_off_us_with_another_response_code_is_a_refund_like_the_sandbox_s
     );
     assert_eq!(events_of(&gw, "va.refunded").await.len(), 1);
 }
+
+#[tokio::test]
+async fn seed_003s_check_status_answers_as_written_settle_a_bill_as_their_status_says() {
+    let provider = Scripted::start().await;
+    let gw = gateway(&provider, false).await;
+    for (example, reference, state) in [
+        ("checkstatus_success", "seed003-paid", "succeeded"),
+        (
+            "checkstatus_not_received",
+            "seed003-not-received",
+            "pending",
+        ),
+        ("checkstatus_processing", "seed003-processing", "pending"),
+        ("checkstatus_failed", "seed003-failed", "failed"),
+    ] {
+        gw.post_json(
+            "/api/v1/transactions",
+            &json!({"provider_id": "iaks", "ref": reference, "kind": "postpaid"}),
+        )
+        .await;
+        // The document's answer, about this bill.
+        let answer =
+            fixture(&format!("postpaid/{example}.json")).replace("091283746520", reference);
+        provider.answer(serde_json::from_str(&answer).unwrap());
+        check(&gw, "iaks", reference).await;
+        let tx = gw.transaction("iaks", reference).await.unwrap();
+        assert_eq!(tx["state"], state, "{example}: {tx}");
+        let last = tx["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rfind(|e| e["type"] == "observation")
+            .unwrap()
+            .clone();
+        assert_eq!(last["source"], "check", "{example}");
+        assert_ne!(last["verdict"], "malformed", "{example}: {last}");
+        if state == "succeeded" {
+            assert_eq!(tx["amount"], 137_110, "the bill's price: {tx}");
+        }
+    }
+}
