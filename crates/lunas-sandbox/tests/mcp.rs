@@ -754,5 +754,36 @@ callback_layout = "{layout}"
         let tx = VaTransaction::parse_callback(got[0].text().as_bytes()).unwrap();
         assert_eq!(va_state(&tx), Some(State::Paid));
         assert_eq!(tx.total_paid(), Some(150_000));
+
+        // A refund: the "Body raw" shows its fields where they go; the "Example Request" shows
+        // none, so they come last.
+        let refunded = h
+            .post(
+                "/sandbox/va/refund",
+                "application/json",
+                serde_json::json!({"external_id": "ext-0001", "amount": 1000}).to_string(),
+            )
+            .await;
+        assert_eq!(refunded.status, 200, "{}", refunded.text());
+        let got = h.receiver.at("/mcp");
+        let body: serde_json::Value = serde_json::from_str(&got[1].text()).unwrap();
+        let mut expected = key_paths(&documented);
+        if layout == "example_request" {
+            expected.extend(
+                [
+                    "refund_history",
+                    "refund_history[].refund_time",
+                    "refund_history[].refund_amount",
+                    "transaction_type",
+                ]
+                .map(String::from),
+            );
+        }
+        assert_eq!(
+            key_paths(&body),
+            expected,
+            "{layout} refund: {}",
+            got[1].text()
+        );
     }
 }
