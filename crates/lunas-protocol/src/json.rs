@@ -9,6 +9,8 @@
 //! amount, a signature, the `data` envelope; each provider names its own) repeated with
 //! **different** values is refused: lunas will not guess which one the sender meant.
 
+use std::cell::RefCell;
+
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
@@ -17,23 +19,34 @@ use crate::error::{ProtocolError, Result};
 /// Parses `bytes` as JSON under the repeated-key policy; `decisive` names the keys (at any
 /// depth) that may not be repeated with different values.
 pub fn parse(bytes: &[u8], decisive: &[&str]) -> Result<Value> {
+    parse_noting(bytes, decisive).map(|(value, _)| value)
+}
+
+/// [`parse`], and the keys that were repeated and accepted (each once, in the order met), so
+/// that the message's evidence can say so.
+pub fn parse_noting(bytes: &[u8], decisive: &[&str]) -> Result<(Value, Vec<String>)> {
+    let repeated = RefCell::new(Vec::new());
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = Strict { decisive }
-        .deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v))
-        .map_err(|e| {
-            if e.is_data() {
-                ProtocolError::DuplicateField(e.to_string())
-            } else {
-                ProtocolError::InvalidJson(e.to_string())
-            }
-        })?;
-    Ok(value)
+    let value = Strict {
+        decisive,
+        repeated: &repeated,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v))
+    .map_err(|e| {
+        if e.is_data() {
+            ProtocolError::DuplicateField(e.to_string())
+        } else {
+            ProtocolError::InvalidJson(e.to_string())
+        }
+    })?;
+    Ok((value, repeated.into_inner()))
 }
 
 #[derive(Clone, Copy)]
 struct Strict<'a> {
     decisive: &'a [&'a str],
+    repeated: &'a RefCell<Vec<String>>,
 }
 
 impl<'de> DeserializeSeed<'de> for Strict<'_> {
@@ -104,6 +117,10 @@ impl<'de> Visitor<'de> for Strict<'_> {
                         "the field {key:?} appears twice with different values; lunas will not guess which one is meant"
                     )));
                 }
+                let mut repeated = self.repeated.borrow_mut();
+                if !repeated.contains(&key) {
+                    repeated.push(key.clone());
+                }
             }
             fields.insert(key, value);
         }
@@ -125,6 +142,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v, serde_json::json!({"status": "1", "note": "b"}));
+        let (_, repeated) = parse_noting(
+            br#"{"note":"a","status":"1","status":"1","note":"b","note":"c"}"#,
+            DECISIVE,
+        )
+        .unwrap();
+        assert_eq!(repeated, ["status", "note"]);
+        assert!(parse_noting(br#"{"status":"1"}"#, DECISIVE)
+            .unwrap()
+            .1
+            .is_empty());
         let e = parse(
             br#"{"data":{"status":"1"},"data":{"status":"2"}}"#,
             DECISIVE,

@@ -446,6 +446,18 @@ async fn the_mcp_documents_example_request_with_its_repeated_keys_lands_too() {
         (tx["state"].as_str(), tx["total_paid"].as_i64()),
         (Some("partially_paid"), Some(50000))
     );
+    // Its evidence says what was repeated.
+    let tx = gw.transaction("mcp", "ext-0001").await.unwrap();
+    let observation = tx["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "observation")
+        .unwrap();
+    assert_eq!(
+        observation["detail"],
+        "repeated keys accepted, the last value kept: response_code, additional_data"
+    );
 }
 
 #[tokio::test]

@@ -366,6 +366,12 @@ impl VaTransaction {
         parse_json(bytes)
     }
 
+    /// [`Self::parse_callback`], and the keys the body repeated (accepted under the one
+    /// repeated-key rule of [`crate::json`]; seed 002's own example repeats two).
+    pub fn parse_callback_noting(bytes: &[u8]) -> Result<(Self, Vec<String>)> {
+        parse_json_noting(bytes)
+    }
+
     /// The callback body MCPayment would send.
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("VA types always serialise")
@@ -654,6 +660,11 @@ impl McpResponse {
 
 /// Parses JSON into a wire type, naming the field path of any problem.
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    parse_json_noting(bytes).map(|(value, _)| value)
+}
+
+/// [`parse_json`], and the keys the body repeated.
+fn parse_json_noting<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(T, Vec<String>)> {
     match crate::codec::sniff(bytes)? {
         crate::codec::Format::Json => {}
         crate::codec::Format::Xml => {
@@ -663,7 +674,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         }
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let tree = crate::json::parse(bytes, MCP_DECISIVE)?;
+    let (tree, repeated) = crate::json::parse_noting(bytes, MCP_DECISIVE)?;
     let value = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -686,7 +697,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             reason,
         }
     })?;
-    Ok(value)
+    Ok((value, repeated))
 }
 
 /// The MCPayment fields lunas decides on: repeated with different values, a message is refused

@@ -157,7 +157,13 @@ pub async fn receive(
         lunas_core::Basis::Unrecognized(why) => Some(("unrecognized_status", why.clone())),
         _ => None,
     };
-    let obs = observation(&bytes, usize::MAX, None, Some(reference.clone()), None);
+    let obs = observation(
+        &bytes,
+        usize::MAX,
+        None,
+        Some(reference.clone()),
+        verified.note.clone(),
+    );
     match app
         .store
         .ingest(Ingest {

@@ -293,6 +293,8 @@ pub struct Verified {
     pub ack: Ack,
     /// `json` or `xml`, for the logs.
     pub format: &'static str,
+    /// What the observation should say about the message beyond its verdict.
+    pub note: Option<String>,
     _sealed: Seal,
 }
 
@@ -306,8 +308,21 @@ impl Verified {
             fact,
             ack,
             format,
+            note: None,
             _sealed: Seal,
         }
+    }
+
+    /// Says, in the observation, which keys the body repeated (accepted: see
+    /// `lunas_protocol::json`).
+    fn with_repeated_keys(mut self, keys: &[String]) -> Self {
+        if !keys.is_empty() {
+            self.note = Some(format!(
+                "repeated keys accepted, the last value kept: {}",
+                keys.join(", ")
+            ));
+        }
+        self
     }
 }
 

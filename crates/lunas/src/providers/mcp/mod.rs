@@ -126,7 +126,8 @@ impl Provider for Mcp {
     }
 
     fn verify_callback(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Refusal> {
-        let tx = VaTransaction::parse_callback(body).map_err(|e| Refusal::malformed(&e))?;
+        let (tx, repeated) =
+            VaTransaction::parse_callback_noting(body).map_err(|e| Refusal::malformed(&e))?;
         super::check_ref("external_id", &tx.external_id)?;
         super::check_ref("transaction_id", &tx.transaction_id)?;
         if let Some(d) = &tx.payment_details {
@@ -163,7 +164,7 @@ impl Provider for Mcp {
                 super::shown_value(tx.transaction_status.as_str())
             ));
         }
-        Ok(Verified::new(fact, ack::mcp(), "json"))
+        Ok(Verified::new(fact, ack::mcp(), "json").with_repeated_keys(&repeated))
     }
 
     fn status_request(&self, tx: &TxRecord) -> Result<HttpRequest, String> {
