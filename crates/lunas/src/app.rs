@@ -107,6 +107,7 @@ impl Gateway {
                 orders,
                 metrics,
                 endpoints: Arc::new(config.endpoints.clone()),
+                delivery: Arc::new(config.delivery.clone()),
                 filters: Arc::new(deliverer.filters().to_vec()),
                 refusals: Arc::new(lunas_core::rate::KeyedBuckets::new(
                     REFUSALS_KEPT_PER_MINUTE,

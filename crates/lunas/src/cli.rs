@@ -173,6 +173,15 @@ pub enum EventsCommand {
     /// dead-lettered delivery (optionally within a time window). A running `lunas serve` picks
     /// them up within its poll interval.
     Redeliver(Redeliver),
+    /// Sign and send one `endpoint.test` event to an endpoint now, as deliveries are signed,
+    /// and say what it answered (exit 0 for 2xx). Needs no database and no running server.
+    Test(TestEvent),
+}
+
+#[derive(Debug, Args)]
+pub struct TestEvent {
+    /// The endpoint's id (see [[endpoints]] in the configuration).
+    pub endpoint: String,
 }
 
 #[derive(Debug, Args)]
@@ -371,6 +380,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Events(EventsCommand::Redeliver(a)) => {
             runtime()?.block_on(redeliver(cli.config, a))
         }
+        Command::Events(EventsCommand::Test(a)) => runtime()?.block_on(test_event(cli.config, a)),
     }
 }
 
@@ -537,6 +547,47 @@ async fn open_store(config: &Config) -> Result<std::sync::Arc<dyn lunas_store::S
     lunas_store::open(&config.storage.url, &options)
         .await
         .map_err(|e| e.to_string())
+}
+
+async fn test_event(path: Option<PathBuf>, a: TestEvent) -> Result<ExitCode, String> {
+    let config = load(path)?;
+    let sent = crate::delivery::send_test(
+        &config.endpoints,
+        &config.delivery,
+        &a.endpoint,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await?;
+    println!(
+        "sent {} to {} ({}) as {}",
+        crate::delivery::TEST_EVENT_TYPE,
+        sent.endpoint,
+        sent.url,
+        sent.webhook_id
+    );
+    println!("body: {}", sent.body);
+    match (sent.status, &sent.error) {
+        (Some(status), _) => println!(
+            "answered {status} in {:.1} ms{}",
+            sent.latency_ms,
+            sent.response
+                .as_deref()
+                .map(|r| format!(": {}", r.trim()))
+                .unwrap_or_default()
+        ),
+        (None, Some(error)) => println!("no answer: {error}"),
+        (None, None) => println!("no answer"),
+    }
+    if sent.delivered {
+        println!("delivered: the endpoint answered 2xx");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "not delivered: a delivery would be retried. Check that the endpoint verifies \
+             webhook-signature with the secret configured here and answers 2xx."
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 async fn redeliver(path: Option<PathBuf>, a: Redeliver) -> Result<ExitCode, String> {

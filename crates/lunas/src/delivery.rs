@@ -60,35 +60,11 @@ impl Deliverer {
         endpoints: &[EndpointConfig],
         config: DeliveryConfig,
     ) -> Result<Self, String> {
-        let mut map = HashMap::new();
-        for e in endpoints {
-            let webhooks = e
-                .secrets
-                .iter()
-                .map(|s| {
-                    standardwebhooks::Webhook::new(s.expose()).map_err(|err| {
-                        format!(
-                            "endpoint {:?}: a secret is not a valid whsec_ key ({err})",
-                            e.id
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            map.insert(
-                e.id.clone(),
-                Endpoint {
-                    config: e.clone(),
-                    webhooks,
-                },
-            );
-        }
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("lunas/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let map = endpoints
+            .iter()
+            .map(|e| Ok((e.id.clone(), Endpoint::new(e)?)))
+            .collect::<Result<HashMap<_, _>, String>>()?;
+        let client = http_client(&config)?;
         let filters = endpoints
             .iter()
             .map(|e| EndpointFilter {
@@ -300,61 +276,178 @@ impl Deliverer {
             // Claims name configured endpoints only; kept for completeness.
             return Tried::error("endpoint no longer configured", 0);
         };
-        let body = message_body(&job.event);
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        // Signed with every secret of the endpoint, space-separated: a receiver holding either
-        // the new or the old secret verifies it during a changeover.
-        let mut signatures = Vec::with_capacity(endpoint.webhooks.len());
-        for webhook in &endpoint.webhooks {
-            match webhook.sign(&job.event.id, timestamp, body.as_bytes()) {
-                Ok(s) => signatures.push(s),
-                Err(e) => return Tried::error(format!("cannot sign: {e}"), 0),
-            }
-        }
-        let signature = signatures.join(" ");
-        let started = Instant::now();
-        let response = self
-            .client
-            .post(endpoint.config.url.clone())
-            .header("content-type", "application/json")
-            .header("webhook-id", &job.event.id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send()
-            .await;
-        match response {
-            Ok(res) => {
-                let status = res.status().as_u16();
-                let retry_after = res
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                let response = read_snippet(res).await;
-                Tried {
-                    status: Some(status),
-                    latency_us: started.elapsed().as_micros() as i64,
-                    response,
-                    error: None,
-                    retry_after,
-                }
-            }
-            Err(e) => {
-                let what = if e.is_timeout() {
-                    format!("timed out after {} ms", self.config.timeout.as_millis())
-                } else if e.is_connect() {
-                    "could not connect".to_owned()
-                } else {
-                    format!("request failed: {}", error_chain(&e))
-                };
-                Tried::error(what, started.elapsed().as_micros() as i64)
-            }
+        post_signed(
+            &self.client,
+            endpoint,
+            &job.event.id,
+            message_body(&job.event),
+            self.config.timeout,
+        )
+        .await
+    }
+}
+
+impl Endpoint {
+    fn new(e: &EndpointConfig) -> Result<Self, String> {
+        let webhooks = e
+            .secrets
+            .iter()
+            .map(|s| {
+                standardwebhooks::Webhook::new(s.expose()).map_err(|err| {
+                    format!(
+                        "endpoint {:?}: a secret is not a valid whsec_ key ({err})",
+                        e.id
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Endpoint {
+            config: e.clone(),
+            webhooks,
+        })
+    }
+}
+
+fn http_client(config: &DeliveryConfig) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(concat!("lunas/", env!("CARGO_PKG_VERSION")))
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// Signs `body` as message `id` with every secret of the endpoint and POSTs it once.
+async fn post_signed(
+    client: &reqwest::Client,
+    endpoint: &Endpoint,
+    id: &str,
+    body: String,
+    timeout: Duration,
+) -> Tried {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    // Signed with every secret of the endpoint, space-separated: a receiver holding either
+    // the new or the old secret verifies it during a changeover.
+    let mut signatures = Vec::with_capacity(endpoint.webhooks.len());
+    for webhook in &endpoint.webhooks {
+        match webhook.sign(id, timestamp, body.as_bytes()) {
+            Ok(s) => signatures.push(s),
+            Err(e) => return Tried::error(format!("cannot sign: {e}"), 0),
         }
     }
+    let signature = signatures.join(" ");
+    let started = Instant::now();
+    let response = client
+        .post(endpoint.config.url.clone())
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await;
+    match response {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let retry_after = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let response = read_snippet(res).await;
+            Tried {
+                status: Some(status),
+                latency_us: started.elapsed().as_micros() as i64,
+                response,
+                error: None,
+                retry_after,
+            }
+        }
+        Err(e) => {
+            let what = if e.is_timeout() {
+                format!("timed out after {} ms", timeout.as_millis())
+            } else if e.is_connect() {
+                "could not connect".to_owned()
+            } else {
+                format!("request failed: {}", error_chain(&e))
+            };
+            Tried::error(what, started.elapsed().as_micros() as i64)
+        }
+    }
+}
+
+/// The type of the event [`send_test`] sends. It is never stored, retried or counted, and
+/// no subscription filters it out.
+pub const TEST_EVENT_TYPE: &str = "endpoint.test";
+
+/// What a test event's one POST came back with.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestDelivery {
+    pub endpoint: String,
+    pub url: String,
+    /// The `webhook-id` it was signed with.
+    pub webhook_id: String,
+    /// The endpoint answered 2xx.
+    pub delivered: bool,
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    /// The first 512 bytes of the endpoint's answer.
+    pub response: Option<String>,
+    /// Why no answer came (connection refused, timeout).
+    pub error: Option<String>,
+    /// The body sent, as it was signed.
+    pub body: String,
+}
+
+/// Signs and POSTs one `endpoint.test` event to the endpoint `endpoint_id` now, exactly as a
+/// delivery is signed (every secret of the endpoint), so that a merchant can check the
+/// handler's verification before a real event comes. Nothing is stored. `Err`: no such
+/// endpoint, or its secrets cannot sign.
+pub async fn send_test(
+    endpoints: &[EndpointConfig],
+    config: &DeliveryConfig,
+    endpoint_id: &str,
+    now: OffsetDateTime,
+) -> Result<TestDelivery, String> {
+    let configured = endpoints
+        .iter()
+        .find(|e| e.id == endpoint_id)
+        .ok_or_else(|| format!("no endpoint {endpoint_id:?} is configured"))?;
+    let endpoint = Endpoint::new(configured)?;
+    let id = format!("msg_test_{}", uuid::Uuid::now_v7().simple());
+    let body = serde_json::json!({
+        "type": TEST_EVENT_TYPE,
+        "timestamp": lunas_core::rfc3339(now),
+        "data": {
+            "endpoint": endpoint_id,
+            "message": "a test event from lunas: if your handler verified this signature, \
+                        it will verify real deliveries too; answer 2xx",
+        },
+    })
+    .to_string();
+    let tried = post_signed(
+        &http_client(config)?,
+        &endpoint,
+        &id,
+        body.clone(),
+        config.timeout,
+    )
+    .await;
+    Ok(TestDelivery {
+        endpoint: endpoint_id.to_owned(),
+        url: configured.url.to_string(),
+        webhook_id: id,
+        delivered: tried.status.is_some_and(|s| (200..300).contains(&s)),
+        status: tried.status,
+        latency_ms: tried.latency_us as f64 / 1000.0,
+        response: tried.response,
+        error: tried.error,
+        body,
+    })
 }
 
 /// What one POST came back with.

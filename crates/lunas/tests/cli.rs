@@ -732,3 +732,69 @@ fn every_command_and_option_says_what_it_is_for() {
     walk(&lunas::cli::Cli::command(), "lunas", &mut missing);
     assert!(missing.is_empty(), "without help text: {missing:?}");
 }
+
+#[tokio::test]
+async fn events_test_sends_a_signed_test_event_and_exits_by_the_answer() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    // A handler that verifies with the official library and answers 204, or 400.
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&got);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = std::sync::Arc::clone(&seen);
+            async move {
+                let ok = standardwebhooks::Webhook::new(SECRET)
+                    .unwrap()
+                    .verify(body.as_bytes(), &headers)
+                    .is_ok();
+                seen.lock().unwrap().push(body);
+                if ok {
+                    axum::http::StatusCode::NO_CONTENT
+                } else {
+                    axum::http::StatusCode::BAD_REQUEST
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = |secret: &str| {
+        format!(
+            "[[endpoints]]\nid = \"shop\"\nurl = \"http://{addr}/hook\"\nsecret = \"{secret}\"\n"
+        )
+    };
+    write_config(dir.path(), &dir.path().join("lunas.db"), &endpoint(SECRET));
+    let mut cmd = lunas(dir.path());
+    cmd.args(["--config", "lunas.toml", "events", "test", "shop"]);
+    let (code, out, err) = run(cmd).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("answered 204"), "{out}");
+    assert!(out.contains("delivered"), "{out}");
+    assert!(got.lock().unwrap()[0].contains("\"endpoint.test\""));
+    assert!(!dir.path().join("lunas.db").exists(), "needs no database");
+
+    // Signed with another secret: the handler refuses it, and the command says so.
+    write_config(
+        dir.path(),
+        &dir.path().join("lunas.db"),
+        &endpoint("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
+    );
+    let mut cmd = lunas(dir.path());
+    cmd.args(["--config", "lunas.toml", "events", "test", "shop"]);
+    let (code, out, _) = run(cmd).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("answered 400") && out.contains("not delivered"),
+        "{out}"
+    );
+
+    let mut cmd = lunas(dir.path());
+    cmd.args(["--config", "lunas.toml", "events", "test", "nope"]);
+    let (code, _, err) = run(cmd).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("no endpoint \"nope\" is configured"), "{err}");
+}

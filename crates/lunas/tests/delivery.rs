@@ -646,3 +646,67 @@ async fn lunas_events_redeliver_requeues_dead_letters_from_the_command_line() {
     );
     assert_eq!(gw.step(now() + Duration::from_secs(1)).await.delivered, 1);
 }
+
+#[tokio::test]
+async fn a_test_event_is_signed_like_a_delivery_and_says_what_the_endpoint_answered() {
+    let rx = Receiver::start(&[Reply::Status(401)]).await;
+    let gw = Manual::start(&endpoint(&rx.url(), "")).await;
+    // The handler refuses the first: the answer says so, and nothing is stored or retried.
+    let (status, refused) = gw
+        .post("/api/v1/endpoints/merchant/test", serde_json::json!({}))
+        .await;
+    assert_eq!(status, 200, "{refused}");
+    assert_eq!(refused["delivered"], false);
+    assert_eq!(refused["status"], 401);
+    let (_, sent) = gw
+        .post("/api/v1/endpoints/merchant/test", serde_json::json!({}))
+        .await;
+    assert_eq!(
+        (sent["delivered"].as_bool(), sent["status"].as_u64()),
+        (Some(true), Some(200))
+    );
+    let received = rx.received();
+    assert_eq!(received.len(), 2);
+    let r = &received[1];
+    assert_eq!(
+        r.headers["webhook-id"],
+        sent["webhook_id"].as_str().unwrap()
+    );
+    assert_eq!(r.body, sent["body"].as_str().unwrap());
+    assert!(verify_independently(r));
+    standardwebhooks::Webhook::new(SECRET)
+        .unwrap()
+        .verify(r.body.as_bytes(), &r.headers)
+        .expect("standardwebhooks verifies");
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(body["type"], "endpoint.test");
+    assert_eq!(body["data"]["endpoint"], "merchant");
+    assert_eq!(
+        gw.get("/api/v1/events").await["events"],
+        serde_json::json!([])
+    );
+    assert_eq!(gw.step(now()).await, lunas::delivery::StepReport::default());
+    assert_eq!(rx.received().len(), 2, "never retried");
+
+    let (status, unknown) = gw
+        .post("/api/v1/endpoints/nope/test", serde_json::json!({}))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(unknown["error"]["code"], "unknown_endpoint");
+}
+
+#[tokio::test]
+async fn a_test_event_to_an_endpoint_that_is_down_says_why() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let gw = Manual::start(&endpoint(&format!("http://{closed}/hook"), "")).await;
+    let (status, sent) = gw
+        .post("/api/v1/endpoints/merchant/test", serde_json::json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(sent["delivered"], false);
+    assert_eq!(sent["status"], Value::Null);
+    assert_eq!(sent["error"], "could not connect");
+}

@@ -622,6 +622,35 @@ pub async fn endpoints(State(app): State<AppState>) -> Result<Json<Value>, ApiEr
     Ok(Json(json!({"items": items})))
 }
 
+/// `POST /api/v1/endpoints/{id}/test`: one signed `endpoint.test` event, sent now; the answer
+/// says what the endpoint replied (200 whatever it replied: `delivered` tells).
+pub async fn test_endpoint(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !app.endpoints.iter().any(|e| e.id == id) {
+        return Err(ApiError::not_found(
+            "unknown_endpoint",
+            format!("no endpoint {id:?} is configured"),
+        ));
+    }
+    let sent = crate::delivery::send_test(
+        &app.endpoints,
+        &app.delivery,
+        &id,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot_sign", e))?;
+    tracing::info!(
+        endpoint = %id,
+        delivered = sent.delivered,
+        status = sent.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+        "test event sent"
+    );
+    Ok(Json(serde_json::to_value(sent).unwrap_or_default()))
+}
+
 /// The body of `POST .../resolve`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -39,6 +39,8 @@ pub struct AppState {
     pub orders: Arc<crate::orders::Orders>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub endpoints: Arc<Vec<crate::config::EndpointConfig>>,
+    /// How deliveries are made (the timeout of a test event's POST).
+    pub delivery: Arc<crate::config::DeliveryConfig>,
     pub filters: Arc<Vec<lunas_store::EndpointFilter>>,
     /// Refused callbacks kept as evidence, per account and kind of refusal.
     pub refusals: Arc<lunas_core::rate::KeyedBuckets>,
@@ -70,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::DELIVERIES, get(api::deliveries))
         .route(openapi::DELIVERIES_REDELIVER, post(api::redeliver_dead))
         .route(openapi::ENDPOINTS, get(api::endpoints))
+        .route(openapi::ENDPOINT_TEST, post(api::test_endpoint))
         .route(openapi::ORDERS, post(orders::place))
         .route(openapi::ORDER_PAY, post(orders::pay))
         .route_layer(axum::middleware::from_fn_with_state(

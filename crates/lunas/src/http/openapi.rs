@@ -18,6 +18,7 @@ pub const TRANSACTION_REDELIVER: &str = "/api/v1/transactions/{provider_id}/{ref
 pub const DELIVERIES: &str = "/api/v1/deliveries";
 pub const DELIVERIES_REDELIVER: &str = "/api/v1/deliveries/redeliver";
 pub const ENDPOINTS: &str = "/api/v1/endpoints";
+pub const ENDPOINT_TEST: &str = "/api/v1/endpoints/{id}/test";
 pub const ORDERS: &str = "/api/v1/orders";
 pub const ORDER_PAY: &str = "/api/v1/orders/{provider_id}/{ref}/pay";
 pub const OPENAPI: &str = "/api/v1/openapi.json";
@@ -41,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", DELIVERIES),
     ("post", DELIVERIES_REDELIVER),
     ("get", ENDPOINTS),
+    ("post", ENDPOINT_TEST),
     ("post", ORDERS),
     ("post", ORDER_PAY),
     ("get", OPENAPI),
@@ -69,6 +71,7 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", DELIVERIES, "listDeliveries"),
     ("post", DELIVERIES_REDELIVER, "redeliverDeadLetters"),
     ("get", ENDPOINTS, "listEndpoints"),
+    ("post", ENDPOINT_TEST, "testEndpoint"),
     ("post", ORDERS, "placeOrder"),
     ("post", ORDER_PAY, "payBill"),
     ("get", OPENAPI, "getOpenApi"),
@@ -510,6 +513,23 @@ fn document_body() -> Value {
                 "summary": "Configured endpoints with delivery counters (410 answers counted, never acted on silently)",
                 "security": bearer,
                 "responses": {"200": {"description": "Endpoints"}, "401": error_response("Missing or wrong admin token")}
+            }},
+            ENDPOINT_TEST: {"post": {
+                "summary": "Sign and send one `endpoint.test` event to the endpoint now, as deliveries are signed; nothing is stored or retried",
+                "security": bearer,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "What the endpoint answered (`delivered` is true for 2xx)", "content": {"application/json": {"schema": {"type": "object",
+                        "required": ["endpoint", "url", "webhook_id", "delivered", "latency_ms", "body"],
+                        "properties": {
+                            "endpoint": {"type": "string"}, "url": {"type": "string"}, "webhook_id": {"type": "string"},
+                            "delivered": {"type": "boolean"}, "status": {"type": ["integer", "null"]},
+                            "latency_ms": {"type": "number"}, "response": {"type": ["string", "null"]},
+                            "error": {"type": ["string", "null"]}, "body": {"type": "string", "description": "the body sent, as signed"}}}}}},
+                    "401": error_response("Missing or wrong admin token"),
+                    "403": error_response("A token without the admin scope"),
+                    "404": error_response("No such endpoint")
+                }
             }},
             OPENAPI: {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             HEALTHZ: {"get": {"summary": "The process is up", "responses": {"200": {"description": "ok"}}}},
