@@ -100,11 +100,10 @@ async fn copies_padded_apart_keep_a_budget_of_bodies_and_the_rest_are_counted() 
     );
     assert_eq!(tx["older_observations"], serde_json::Value::Null);
     assert_eq!(rows[0], ("created".to_owned(), 0));
-    // Every copy is counted: a row each, and the rest on the latest.
-    assert_eq!(
-        rows.last().unwrap(),
-        &("duplicate".to_owned(), (250 - 1 - copies) as i64)
-    );
+    // Every copy is counted: a row each, the rest on the latest at the time.
+    let counted: i64 = rows[1..].iter().map(|(_, repeats)| 1 + repeats).sum();
+    assert_eq!(counted, 249);
+    assert!(rows[1..].iter().all(|(verdict, _)| verdict == "duplicate"));
     // The API shows a page (50 by default) and the cursor of the older ones.
     let tx = gw.transaction("iak", "flooded").await.unwrap();
     assert_eq!(kept(&tx).len(), 50);
