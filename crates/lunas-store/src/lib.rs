@@ -149,13 +149,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leases up to `limit` deliveries that are due, to the endpoints in `endpoints` only,
     /// skipping any delivery whose transaction has an earlier event not yet delivered to the
-    /// same endpoint (events reach each endpoint in order per transaction).
+    /// same endpoint (events reach each endpoint in order per transaction). With `past_dead`,
+    /// an earlier dead-lettered event does not hold the later ones back.
     async fn claim_deliveries(
         &self,
         now: OffsetDateTime,
         lease: std::time::Duration,
         limit: usize,
         endpoints: &[String],
+        past_dead: bool,
     ) -> Result<Vec<DeliveryJob>, StoreError>;
 
     /// Records an attempt and what follows it; releases the lease.

@@ -245,6 +245,9 @@ pub struct EndpointStats {
     pub last_attempt_at: Option<OffsetDateTime>,
     /// Attempts answered 410 Gone: surfaced, never acted on silently.
     pub gone: i64,
+    /// Pending deliveries behind a dead-lettered earlier event of the same transaction: they
+    /// wait for it to be redelivered (unless the endpoint delivers past dead letters).
+    pub held: i64,
 }
 
 /// Sizes of the work queues, for `/metrics` and the dashboard.

@@ -103,6 +103,7 @@ pub(crate) enum WriteOp {
         lease_ms: i64,
         limit: usize,
         endpoints: Vec<String>,
+        past_dead: bool,
     },
     RecordAttempt(AttemptRecord),
     Redeliver {

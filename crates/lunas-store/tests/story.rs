@@ -571,8 +571,8 @@ async fn deliveries_keep_order_per_transaction_whichever_node_claims() {
         let lease = Duration::from_secs(30);
         let app = ["app".to_owned()];
         let (ca, cb) = tokio::join!(
-            a.claim_deliveries(now, lease, 10, &app),
-            b.claim_deliveries(now, lease, 10, &app)
+            a.claim_deliveries(now, lease, 10, &app, false),
+            b.claim_deliveries(now, lease, 10, &app, false)
         );
         let claimed: Vec<_> = ca.unwrap().into_iter().chain(cb.unwrap()).collect();
         assert_eq!(claimed.len(), 1, "only the first event may be in flight");
@@ -580,7 +580,10 @@ async fn deliveries_keep_order_per_transaction_whichever_node_claims() {
         // Its node dies mid-attempt; after the lease the other node retries it, and only once
         // it is delivered does the second event become claimable.
         let later = now + lease + Duration::from_millis(1);
-        let again = b.claim_deliveries(later, lease, 10, &app).await.unwrap();
+        let again = b
+            .claim_deliveries(later, lease, 10, &app, false)
+            .await
+            .unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].delivery_id, claimed[0].delivery_id);
         b.record_attempt(AttemptRecord {
@@ -596,11 +599,72 @@ async fn deliveries_keep_order_per_transaction_whichever_node_claims() {
         })
         .await
         .unwrap();
-        let next = a.claim_deliveries(later, lease, 10, &app).await.unwrap();
+        let next = a
+            .claim_deliveries(later, lease, 10, &app, false)
+            .await
+            .unwrap();
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].event.event_type.as_str(), "transaction.succeeded");
         let stats = b.endpoint_stats().await.unwrap();
         assert_eq!((stats[0].pending, stats[0].delivered), (1, 1));
+    }
+}
+
+#[tokio::test]
+async fn a_dead_letter_holds_later_events_unless_the_claim_goes_past_it() {
+    for db in backends().await {
+        eprintln!("backend: {}", db.label());
+        let store = db.open().await;
+        let endpoints = [EndpointFilter {
+            id: "app".into(),
+            events: vec!["*".into()],
+        }];
+        store.init_endpoints(&endpoints).await.unwrap();
+        for (state, body) in [(State::Pending, "p"), (State::Succeeded, "s")] {
+            store
+                .ingest(Ingest::accepted(
+                    observation("iak", "dead-first", body),
+                    fact("dead-first", state, None),
+                ))
+                .await
+                .unwrap();
+        }
+        let now = OffsetDateTime::now_utc();
+        store.fan_out(&endpoints, now, 100).await.unwrap();
+        let lease = Duration::from_secs(30);
+        let app = ["app".to_owned()];
+        let first = store
+            .claim_deliveries(now, lease, 10, &app, false)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        store
+            .record_attempt(AttemptRecord {
+                delivery_id: first[0].delivery_id,
+                attempt: lunas_store::Attempt {
+                    at: now,
+                    status: Some(500),
+                    latency_us: 1_000,
+                    response: None,
+                    error: None,
+                },
+                next: AttemptNext::Dead,
+            })
+            .await
+            .unwrap();
+        assert!(store
+            .claim_deliveries(now, lease, 10, &app, false)
+            .await
+            .unwrap()
+            .is_empty());
+        let stats = store.endpoint_stats().await.unwrap();
+        assert_eq!((stats[0].pending, stats[0].dead, stats[0].held), (1, 1, 1));
+        let past = store
+            .claim_deliveries(now, lease, 10, &app, true)
+            .await
+            .unwrap();
+        assert_eq!(past.len(), 1);
+        assert_eq!(past[0].event.event_type.as_str(), "transaction.succeeded");
     }
 }
 

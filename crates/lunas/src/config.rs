@@ -179,6 +179,12 @@ struct RawEndpoint {
     secret: Vec<String>,
     #[serde(default, deserialize_with = "lenient::string_list")]
     events: Vec<String>,
+    /// `false`: deliveries to it wait (paused), nothing is lost.
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    enabled: Option<bool>,
+    /// `hold` (default) or `deliver_later`.
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    on_dead_letter: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -469,6 +475,30 @@ pub struct EndpointConfig {
     /// signed with every one, as Standard Webhooks allows).
     pub secrets: Vec<Secret>,
     pub events: Vec<String>,
+    /// `false`: events are still queued for it, but nothing is sent until it is enabled.
+    pub enabled: bool,
+    pub on_dead_letter: DeadLetterPolicy,
+}
+
+/// What a dead-lettered event does to the later events of the same transaction at one
+/// endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeadLetterPolicy {
+    /// They wait until it is redelivered (order per transaction is never broken); they are
+    /// shown as held.
+    #[default]
+    Hold,
+    /// They are delivered anyway (the endpoint copes with a gap in a transaction's events).
+    DeliverLater,
+}
+
+impl DeadLetterPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterPolicy::Hold => "hold",
+            DeadLetterPolicy::DeliverLater => "deliver_later",
+        }
+    }
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -969,6 +999,16 @@ fn validate(
                 ));
             }
         }
+        let on_dead_letter = match e.on_dead_letter.as_deref().map(str::trim) {
+            None | Some("hold") => DeadLetterPolicy::Hold,
+            Some("deliver_later") => DeadLetterPolicy::DeliverLater,
+            Some(other) => {
+                errors.push(format!(
+                    "{name}.on_dead_letter: {other:?} is not hold or deliver_later"
+                ));
+                DeadLetterPolicy::Hold
+            }
+        };
         if let (Some(url), false) = (url, secrets.is_empty() || secrets.len() < e.secret.len()) {
             let id = e.id.unwrap_or_else(|| url.to_string());
             if endpoints.iter().any(|x: &EndpointConfig| x.id == id) {
@@ -979,6 +1019,8 @@ fn validate(
                 url,
                 secrets,
                 events,
+                enabled: e.enabled.unwrap_or(true),
+                on_dead_letter,
             });
         }
     }

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::config::{DeliveryConfig, EndpointConfig};
+use crate::config::{DeadLetterPolicy, DeliveryConfig, EndpointConfig};
 use crate::metrics::Metrics;
 
 /// How much of an endpoint's answer is kept with the attempt.
@@ -181,10 +181,18 @@ impl Deliverer {
     async fn claim(&self, now: OffsetDateTime) -> Result<Vec<DeliveryJob>, StoreError> {
         // Each endpoint is claimed for separately, up to its free share, so one endpoint with a
         // long queue can neither take every slot nor strand leased work it has no room for.
-        let mut ids: Vec<&String> = self.endpoints.keys().collect();
+        // A disabled endpoint is paused: its deliveries wait, none is sent.
+        let mut ids: Vec<&String> = self
+            .endpoints
+            .iter()
+            .filter(|(_, e)| e.config.enabled)
+            .map(|(id, _)| id)
+            .collect();
         ids.sort();
         let mut jobs = Vec::new();
         for id in ids {
+            let past_dead =
+                self.endpoints[id].config.on_dead_letter == DeadLetterPolicy::DeliverLater;
             let (room, total_free) = {
                 let in_flight = self.in_flight.lock().expect("in-flight lock");
                 let busy: usize = in_flight.values().sum();
@@ -200,7 +208,13 @@ impl Deliverer {
             }
             let claimed = self
                 .store
-                .claim_deliveries(now, self.config.lease, limit, std::slice::from_ref(id))
+                .claim_deliveries(
+                    now,
+                    self.config.lease,
+                    limit,
+                    std::slice::from_ref(id),
+                    past_dead,
+                )
                 .await?;
             *self
                 .in_flight
@@ -252,7 +266,21 @@ impl Deliverer {
             {
                 Some(wait) => AttemptNext::RetryAt(now + wait),
                 None => {
-                    tracing::warn!(endpoint = %job.endpoint, event = %job.event.id, "delivery dead-lettered after its schedule");
+                    let held = self
+                        .endpoints
+                        .get(&job.endpoint)
+                        .is_some_and(|e| e.config.on_dead_letter == DeadLetterPolicy::Hold)
+                        && job.event.transaction_id.is_some();
+                    if held {
+                        tracing::warn!(
+                            endpoint = %job.endpoint,
+                            event = %job.event.id,
+                            "delivery dead-lettered after its schedule; later events of its transaction are held for this endpoint until it is redelivered (lunas events redeliver --event {})",
+                            job.event.id
+                        );
+                    } else {
+                        tracing::warn!(endpoint = %job.endpoint, event = %job.event.id, "delivery dead-lettered after its schedule");
+                    }
                     AttemptNext::Dead
                 }
             }
@@ -377,6 +405,14 @@ async fn post_signed(
             };
             Tried::error(what, started.elapsed().as_micros() as i64)
         }
+    }
+}
+
+/// The deliveries held at `endpoint` behind a dead letter: none where it delivers past them.
+pub fn held(endpoint: &EndpointConfig, stats: &lunas_store::EndpointStats) -> i64 {
+    match endpoint.on_dead_letter {
+        DeadLetterPolicy::Hold => stats.held,
+        DeadLetterPolicy::DeliverLater => 0,
     }
 }
 

@@ -69,6 +69,7 @@ pub struct Metrics {
     oldest_open_seconds: Gauge,
     pending_deliveries: Gauge,
     dead_deliveries: Gauge,
+    held_deliveries: Family<EndpointLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -158,6 +159,12 @@ impl Metrics {
             "Dead-lettered deliveries awaiting redelivery",
             dead_deliveries.clone(),
         );
+        let held_deliveries = Family::<EndpointLabel, Gauge>::default();
+        registry.register(
+            "deliveries_held",
+            "Deliveries waiting behind a dead-lettered earlier event of their transaction (endpoints that hold)",
+            held_deliveries.clone(),
+        );
         Metrics {
             registry,
             callbacks,
@@ -173,7 +180,17 @@ impl Metrics {
             oldest_open_seconds,
             pending_deliveries,
             dead_deliveries,
+            held_deliveries,
         }
+    }
+
+    /// Sets the held deliveries of each endpoint (read when `/metrics` is scraped).
+    pub fn held(&self, endpoint: &str, held: i64) {
+        self.held_deliveries
+            .get_or_create(&EndpointLabel {
+                endpoint: endpoint.to_owned(),
+            })
+            .set(held);
     }
 
     /// A callback was answered with `verdict` after `took`.

@@ -82,3 +82,15 @@ async fn raw_bodies_show_no_customer_goods_in_json_or_xml() {
     }
     assert!(html.contains("reveal"));
 }
+
+#[tokio::test]
+async fn the_deliveries_page_shows_a_paused_endpoint_and_held_counts() {
+    let gw = TestGateway::start_with(
+        "[[endpoints]]\nid = \"shop\"\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nenabled = false\n",
+    )
+    .await;
+    let cookie = login(&gw).await;
+    let html = page(&gw, &cookie, "/deliveries").await;
+    assert!(html.contains("Held"), "{html}");
+    assert!(html.contains("(paused: enabled = false)"), "{html}");
+}

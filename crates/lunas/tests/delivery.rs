@@ -710,3 +710,122 @@ async fn a_test_event_to_an_endpoint_that_is_down_says_why() {
     assert_eq!(sent["status"], Value::Null);
     assert_eq!(sent["error"], "could not connect");
 }
+
+/// The held deliveries of `endpoint` as `/api/v1/endpoints` and `/metrics` show them.
+async fn held(gw: &Manual, endpoint: &str) -> (i64, String) {
+    let list = gw.get("/api/v1/endpoints").await;
+    let api = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == endpoint)
+        .unwrap()["held"]
+        .as_i64()
+        .unwrap();
+    let text = reqwest::get(gw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("lunas_deliveries_held{{endpoint=\"{endpoint}\"}}")))
+        .unwrap_or("")
+        .to_owned();
+    (api, line)
+}
+
+#[tokio::test]
+async fn events_behind_a_dead_letter_are_held_and_shown_until_it_is_redelivered() {
+    let rx = Receiver::start(&[Reply::Status(500)]).await;
+    let gw = Manual::start(&format!(
+        "{}{}",
+        endpoint(&rx.url(), ""),
+        delivery("[]", 2000)
+    ))
+    .await;
+    gw.callback("held", PrepaidStatus::Process).await; // its only attempt fails: dead
+    gw.callback("held", PrepaidStatus::Success).await;
+    let t0 = now();
+    assert_eq!(gw.step(t0).await.failed, 1);
+    assert_eq!(
+        gw.step(t0 + Duration::from_secs(60)).await.attempted,
+        0,
+        "held"
+    );
+    let (api, metric) = held(&gw, "merchant").await;
+    assert_eq!(api, 1);
+    assert!(metric.ends_with(" 1"), "{metric}");
+    let list = gw.get("/api/v1/endpoints").await;
+    assert_eq!(list["items"][0]["on_dead_letter"], "hold");
+    assert_eq!(list["items"][0]["dead"], 1);
+    // Redelivering the dead letter releases the rest, in order.
+    let (status, _) = gw
+        .post("/api/v1/deliveries/redeliver", serde_json::json!({}))
+        .await;
+    assert_eq!(status, 200);
+    gw.step(t0 + Duration::from_secs(61)).await;
+    gw.step(t0 + Duration::from_secs(62)).await;
+    assert_eq!(
+        rx.types(),
+        [
+            "transaction.pending",
+            "transaction.pending",
+            "transaction.succeeded"
+        ]
+    );
+    assert_eq!(held(&gw, "merchant").await.0, 0);
+}
+
+#[tokio::test]
+async fn an_endpoint_that_delivers_later_events_goes_past_a_dead_letter() {
+    let rx = Receiver::start(&[Reply::Status(500)]).await;
+    let gw = Manual::start(&format!(
+        "{}{}",
+        endpoint(&rx.url(), "on_dead_letter = \"deliver_later\"\n"),
+        delivery("[]", 2000)
+    ))
+    .await;
+    gw.callback("gap", PrepaidStatus::Process).await;
+    gw.callback("gap", PrepaidStatus::Success).await;
+    let t0 = now();
+    assert_eq!(gw.step(t0).await.failed, 1);
+    assert_eq!(gw.step(t0 + Duration::from_secs(1)).await.delivered, 1);
+    assert_eq!(rx.types(), ["transaction.pending", "transaction.succeeded"]);
+    assert_eq!(held(&gw, "merchant").await.0, 0);
+}
+
+#[tokio::test]
+async fn a_disabled_endpoint_is_paused_and_an_unconfigured_one_is_shown() {
+    let rx = Receiver::start(&[]).await;
+    let gw = Manual::start(&endpoint(&rx.url(), "enabled = false\n")).await;
+    gw.callback("paused", PrepaidStatus::Success).await;
+    let report = gw.step(now()).await;
+    assert_eq!(
+        (report.fanned_out, report.attempted),
+        (1, 0),
+        "queued, not sent"
+    );
+    assert!(rx.received().is_empty());
+    let list = gw.get("/api/v1/endpoints").await;
+    assert_eq!(list["items"][0]["enabled"], false);
+    assert_eq!(list["items"][0]["pending"], 1);
+    // Enabled again (a restart with the endpoint on): what waited is delivered.
+    let mut gw = gw;
+    gw.extra = endpoint(&rx.url(), "");
+    let gw = gw.restart().await;
+    assert_eq!(gw.step(now()).await.delivered, 1);
+    // Removed from the configuration with a delivery still queued: shown, not silently kept.
+    let mut gw = gw;
+    gw.extra = endpoint(&rx.url(), "enabled = false\n");
+    let gw = gw.restart().await;
+    gw.callback("orphan", PrepaidStatus::Failed).await;
+    assert_eq!(gw.step(now()).await.attempted, 0);
+    let mut gw = gw;
+    gw.extra = String::new();
+    let gw = gw.restart().await;
+    let list = gw.get("/api/v1/endpoints").await;
+    assert_eq!(list["unconfigured"][0]["id"], "merchant", "{list}");
+    assert_eq!(list["unconfigured"][0]["pending"], 1);
+}

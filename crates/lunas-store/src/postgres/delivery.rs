@@ -116,6 +116,7 @@ pub(crate) async fn claim(
     lease_ms: i64,
     limit: usize,
     endpoints: &[String],
+    past_dead: bool,
 ) -> Result<Vec<DeliveryJob>, sqlx::Error> {
     let rows = sqlx::query(
         "UPDATE deliveries SET lease_until = $2 \
@@ -124,7 +125,7 @@ pub(crate) async fn claim(
                AND (d.lease_until IS NULL OR d.lease_until <= $1) AND d.endpoint = ANY($3) \
                AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint = d.endpoint \
                    AND p.transaction_id = d.transaction_id AND p.event_seq < d.event_seq \
-                   AND p.state <> 'delivered') \
+                   AND p.state <> 'delivered' AND NOT ($5 AND p.state = 'dead')) \
                ORDER BY d.next_attempt_at, d.id LIMIT $4 FOR UPDATE SKIP LOCKED) picked \
          WHERE id = picked.picked_id \
          RETURNING id, endpoint, attempts, event_seq, next_attempt_at",
@@ -133,6 +134,7 @@ pub(crate) async fn claim(
     .bind(now + lease_ms)
     .bind(endpoints)
     .bind(limit.max(1) as i64)
+    .bind(past_dead)
     .fetch_all(&mut *c)
     .await?;
     let mut picked = rows

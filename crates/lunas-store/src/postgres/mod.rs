@@ -569,6 +569,7 @@ impl Store for PostgresStore {
         lease: Duration,
         limit: usize,
         endpoints: &[String],
+        past_dead: bool,
     ) -> Result<Vec<DeliveryJob>, StoreError> {
         if endpoints.is_empty() {
             return Ok(Vec::new());
@@ -578,6 +579,7 @@ impl Store for PostgresStore {
             lease_ms: lease.as_millis() as i64,
             limit,
             endpoints: endpoints.to_vec(),
+            past_dead,
         };
         match self.submit(op).await? {
             WriteResult::Claimed(jobs) => Ok(jobs),
@@ -643,6 +645,9 @@ impl Store for PostgresStore {
             "SELECT d.endpoint, \
                COUNT(*) FILTER (WHERE d.state = 'pending'), COUNT(*) FILTER (WHERE d.state = 'delivered'), \
                COUNT(*) FILTER (WHERE d.state = 'dead'), \
+               COUNT(*) FILTER (WHERE d.state = 'pending' AND EXISTS (SELECT 1 FROM deliveries p \
+                  WHERE p.endpoint = d.endpoint AND p.transaction_id = d.transaction_id \
+                  AND p.event_seq < d.event_seq AND p.state = 'dead')), \
                (SELECT a.status FROM delivery_attempts a JOIN deliveries x ON x.id = a.delivery_id \
                   WHERE x.endpoint = d.endpoint ORDER BY a.id DESC LIMIT 1), \
                (SELECT MAX(a.attempted_at) FROM delivery_attempts a JOIN deliveries x ON x.id = a.delivery_id \
@@ -661,9 +666,10 @@ impl Store for PostgresStore {
                 pending: r.try_get(1)?,
                 delivered: r.try_get(2)?,
                 dead: r.try_get(3)?,
-                last_status: r.try_get::<Option<i64>, _>(4)?.map(|s| s as u16),
-                last_attempt_at: r.try_get::<Option<i64>, _>(5)?.map(from_millis),
-                gone: r.try_get(6)?,
+                held: r.try_get(4)?,
+                last_status: r.try_get::<Option<i64>, _>(5)?.map(|s| s as u16),
+                last_attempt_at: r.try_get::<Option<i64>, _>(6)?.map(from_millis),
+                gone: r.try_get(7)?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()

@@ -315,8 +315,9 @@ async fn apply(c: &mut PgConnection, op: &WriteOp) -> Result<(WriteResult, Tail)
             lease_ms,
             limit,
             endpoints,
+            past_dead,
         } => plain(WriteResult::Claimed(
-            delivery::claim(c, *now, *lease_ms, *limit, endpoints).await?,
+            delivery::claim(c, *now, *lease_ms, *limit, endpoints, *past_dead).await?,
         )),
         WriteOp::RecordAttempt(record) => {
             delivery::record_attempt(c, record).await?;

@@ -67,16 +67,18 @@ pub(crate) fn claim(
     lease_ms: i64,
     limit: usize,
     endpoints: &[String],
+    past_dead: bool,
 ) -> rusqlite::Result<Vec<DeliveryJob>> {
     let mut sql = String::from(
         "SELECT d.id, d.endpoint, d.attempts, e.seq FROM deliveries d JOIN events e ON e.seq = d.event_seq \
          WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND (d.lease_until IS NULL OR d.lease_until <= ?1) \
          AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint = d.endpoint \
-             AND p.transaction_id = d.transaction_id AND p.event_seq < d.event_seq AND p.state <> 'delivered')",
+             AND p.transaction_id = d.transaction_id AND p.event_seq < d.event_seq AND p.state <> 'delivered' \
+             AND NOT (?2 AND p.state = 'dead'))",
     );
-    let mut args: Vec<rusqlite::types::Value> = vec![now.into()];
+    let mut args: Vec<rusqlite::types::Value> = vec![now.into(), past_dead.into()];
     let marks: Vec<String> = (0..endpoints.len())
-        .map(|i| format!("?{}", i + 2))
+        .map(|i| format!("?{}", i + 3))
         .collect();
     sql.push_str(&format!(" AND d.endpoint IN ({})", marks.join(", ")));
     args.extend(

@@ -435,6 +435,7 @@ impl Store for SqliteStore {
         lease: std::time::Duration,
         limit: usize,
         endpoints: &[String],
+        past_dead: bool,
     ) -> Result<Vec<DeliveryJob>, StoreError> {
         if endpoints.is_empty() {
             return Ok(Vec::new());
@@ -444,6 +445,7 @@ impl Store for SqliteStore {
             lease_ms: lease.as_millis() as i64,
             limit,
             endpoints: endpoints.to_vec(),
+            past_dead,
         };
         match self.writer.submit(op).await? {
             WriteResult::Claimed(jobs) => Ok(jobs),
@@ -513,6 +515,8 @@ impl Store for SqliteStore {
             c.prepare_cached(
                 "SELECT d.endpoint, \
                    SUM(d.state = 'pending'), SUM(d.state = 'delivered'), SUM(d.state = 'dead'), \
+                   SUM(d.state = 'pending' AND EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint = d.endpoint \
+                      AND p.transaction_id = d.transaction_id AND p.event_seq < d.event_seq AND p.state = 'dead')), \
                    (SELECT a.status FROM delivery_attempts a JOIN deliveries x ON x.id = a.delivery_id \
                       WHERE x.endpoint = d.endpoint ORDER BY a.id DESC LIMIT 1), \
                    (SELECT MAX(a.attempted_at) FROM delivery_attempts a JOIN deliveries x ON x.id = a.delivery_id \
@@ -527,9 +531,10 @@ impl Store for SqliteStore {
                     pending: r.get(1)?,
                     delivered: r.get(2)?,
                     dead: r.get(3)?,
-                    last_status: r.get::<_, Option<i64>>(4)?.map(|s| s as u16),
-                    last_attempt_at: r.get::<_, Option<i64>>(5)?.map(lunas_core::from_millis),
-                    gone: r.get(6)?,
+                    last_status: r.get::<_, Option<i64>>(5)?.map(|s| s as u16),
+                    last_attempt_at: r.get::<_, Option<i64>>(6)?.map(lunas_core::from_millis),
+                    gone: r.get(7)?,
+                    held: r.get(4)?,
                 })
             })?
             .collect()

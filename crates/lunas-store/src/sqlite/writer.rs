@@ -242,9 +242,9 @@ fn apply(c: &Connection, op: &WriteOp, state: &mut BatchState) -> rusqlite::Resu
             lease_ms,
             limit,
             endpoints,
-        } => {
-            super::delivery::claim(c, *now, *lease_ms, *limit, endpoints).map(WriteResult::Claimed)
-        }
+            past_dead,
+        } => super::delivery::claim(c, *now, *lease_ms, *limit, endpoints, *past_dead)
+            .map(WriteResult::Claimed),
         WriteOp::RecordAttempt(record) => {
             super::delivery::record_attempt(c, record).map(|()| WriteResult::Pong)
         }

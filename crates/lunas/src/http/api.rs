@@ -598,9 +598,16 @@ pub async fn deliveries(
 }
 
 /// `GET /api/v1/endpoints`: each configured endpoint with its delivery counters. A 410 Gone
-/// answer is counted and shown here; it disables nothing.
+/// answer is counted and shown here; it disables nothing. Deliveries held behind a dead
+/// letter and those of a disabled endpoint are shown as such; so are deliveries left to an
+/// endpoint that is no longer configured (they wait: nothing sends them).
 pub async fn endpoints(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let stats = app.store.endpoint_stats().await?;
+    let removed: Vec<Value> = stats
+        .iter()
+        .filter(|s| s.pending > 0 && !app.endpoints.iter().any(|e| e.id == s.endpoint))
+        .map(|s| json!({"id": s.endpoint, "pending": s.pending, "dead": s.dead}))
+        .collect();
     let items: Vec<Value> = app
         .endpoints
         .iter()
@@ -610,6 +617,9 @@ pub async fn endpoints(State(app): State<AppState>) -> Result<Json<Value>, ApiEr
                 "id": e.id,
                 "url": e.url.as_str(),
                 "events": e.events,
+                "enabled": e.enabled,
+                "on_dead_letter": e.on_dead_letter.as_str(),
+                "held": s.map_or(0, |s| crate::delivery::held(e, s)),
                 "pending": s.map_or(0, |s| s.pending),
                 "delivered": s.map_or(0, |s| s.delivered),
                 "dead": s.map_or(0, |s| s.dead),
@@ -619,7 +629,7 @@ pub async fn endpoints(State(app): State<AppState>) -> Result<Json<Value>, ApiEr
             })
         })
         .collect();
-    Ok(Json(json!({"items": items})))
+    Ok(Json(json!({"items": items, "unconfigured": removed})))
 }
 
 /// `POST /api/v1/endpoints/{id}/test`: one signed `endpoint.test` event, sent now; the answer

@@ -1058,19 +1058,28 @@ async fn deliveries(
             h1 { "Deliveries" }
             (flash(&q.flash))
             table {
-                thead { tr { th { "Endpoint" } th { "URL" } th { "Pending" } th { "Delivered" } th { "Dead" } th { "Last status" } th { "410 answers" } } }
+                thead { tr { th { "Endpoint" } th { "URL" } th { "Pending" } th { "Held" } th { "Delivered" } th { "Dead" } th { "Last status" } th { "410 answers" } } }
                 tbody {
                     @for e in app.endpoints.iter() {
                         @let st = stats.iter().find(|x| x.endpoint == e.id);
                         tr {
-                            td { (e.id) } td { (e.url.as_str()) }
-                            td.num { (st.map_or(0, |x| x.pending)) } td.num { (st.map_or(0, |x| x.delivered)) }
+                            td { (e.id) @if !e.enabled { " " span.muted { "(paused: enabled = false)" } } }
+                            td { (e.url.as_str()) }
+                            td.num { (st.map_or(0, |x| x.pending)) }
+                            td.num title="waiting behind a dead letter of their transaction" { (st.map_or(0, |x| crate::delivery::held(e, x))) }
+                            td.num { (st.map_or(0, |x| x.delivered)) }
                             td.num { (st.map_or(0, |x| x.dead)) }
                             td { (st.and_then(|x| x.last_status).map(|x| x.to_string()).unwrap_or_else(|| "—".into())) }
                             td.num { (st.map_or(0, |x| x.gone)) }
                         }
                     }
-                    @if app.endpoints.is_empty() { tr { td colspan="7" .muted { "No [[endpoints]] are configured." } } }
+                    @for x in stats.iter().filter(|x| x.pending > 0 && !app.endpoints.iter().any(|e| e.id == x.endpoint)) {
+                        tr {
+                            td { (x.endpoint) " " span.muted { "(no longer configured: nothing sends these)" } }
+                            td { "—" } td.num { (x.pending) } td.num { "—" } td.num { (x.delivered) } td.num { (x.dead) } td { "—" } td.num { (x.gone) }
+                        }
+                    }
+                    @if app.endpoints.is_empty() { tr { td colspan="8" .muted { "No [[endpoints]] are configured." } } }
                 }
             }
             p {

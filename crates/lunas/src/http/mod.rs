@@ -204,6 +204,14 @@ async fn metrics(
 ) -> Result<axum::response::Response, ApiError> {
     let now = time::OffsetDateTime::now_utc();
     let stats = app.store.queue_stats(now).await?;
+    let endpoints = app.store.endpoint_stats().await?;
+    for e in app.endpoints.iter() {
+        let held = endpoints
+            .iter()
+            .find(|s| s.endpoint == e.id)
+            .map_or(0, |s| crate::delivery::held(e, s));
+        app.metrics.held(&e.id, held);
+    }
     let body = app.metrics.render(&stats, now);
     Ok((
         [(

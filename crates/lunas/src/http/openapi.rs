@@ -510,7 +510,7 @@ fn document_body() -> Value {
                 "responses": {"200": {"description": "{\"queued\": n}"}, "400": error_response("Invalid window"), "401": error_response("Missing or wrong admin token")}
             }},
             ENDPOINTS: {"get": {
-                "summary": "Configured endpoints with delivery counters (410 answers counted, never acted on silently)",
+                "summary": "Configured endpoints with delivery counters (pending, delivered, dead, held behind a dead letter; 410 answers counted, never acted on silently), whether each is enabled and its dead-letter policy, and under `unconfigured` endpoints removed from the configuration with deliveries still pending",
                 "security": bearer,
                 "responses": {"200": {"description": "Endpoints"}, "401": error_response("Missing or wrong admin token")}
             }},
