@@ -166,9 +166,100 @@ fn order_schema() -> Value {
     })
 }
 
+/// What the `data` of each event type is, and the members it carries beyond its base schema.
+fn event_data(event_type: &str) -> (&'static str, Value) {
+    match event_type {
+        "provider.balance_low" => ("BalanceLow", json!({})),
+        "endpoint.test" => ("TestEventData", json!({})),
+        "va.payment_received" => (
+            "TransactionEventData",
+            json!({"required": ["payment"], "properties": {"payment": {
+                "type": "object", "required": ["reference_id", "amount"],
+                "properties": {"reference_id": {"type": ["string", "null"]}, "amount": {"type": "integer"},
+                    "paid_time": {"type": ["string", "null"]}}}}}),
+        ),
+        "va.refunded" => (
+            "TransactionEventData",
+            json!({"required": ["refund"], "properties": {"refund": {"type": "array"}}}),
+        ),
+        "transaction.conflict" => (
+            "TransactionEventData",
+            json!({"required": ["conflict"], "properties": {"conflict": {"type": "object", "required": ["reason"],
+                "properties": {"reason": {"type": "string"}}}}}),
+        ),
+        "transaction.mismatch" => (
+            "TransactionEventData",
+            json!({"required": ["mismatch"], "properties": {"mismatch": {"type": "array", "items": {
+                "type": "object", "required": ["field"], "properties": {"field": {"type": "string"}}}}}}),
+        ),
+        "transaction.resolved" => (
+            "TransactionEventData",
+            json!({"required": ["resolution"], "properties": {"resolution": {"type": "object",
+                "required": ["state", "by", "at"], "properties": {"state": {"type": "string"},
+                "note": {"type": ["string", "null"]}, "by": {"type": "string"}, "at": {"type": "string", "format": "date-time"}}}}}),
+        ),
+        _ => ("TransactionEventData", json!({})),
+    }
+}
+
+/// Every event type a merchant can receive.
+pub fn event_types() -> Vec<&'static str> {
+    lunas_core::EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .chain([crate::delivery::TEST_EVENT_TYPE])
+        .collect()
+}
+
+/// The name of the component schema of the body delivered for `event_type`
+/// (`transaction.succeeded` → `TransactionSucceededWebhook`).
+pub fn webhook_schema_name(event_type: &str) -> String {
+    let mut name = String::new();
+    for part in event_type.split(['.', '_']) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            name.extend(first.to_uppercase());
+            name.push_str(chars.as_str());
+        }
+    }
+    name + "Webhook"
+}
+
+/// The `webhooks` section (one per event type: what lunas POSTs to an endpoint) and the
+/// component schemas of their bodies.
+fn webhooks(doc: &mut Value) {
+    let mut hooks = serde_json::Map::new();
+    for t in event_types() {
+        let (base, extra) = event_data(t);
+        let name = webhook_schema_name(t);
+        let data = if extra.as_object().is_some_and(|o| !o.is_empty()) {
+            json!({"allOf": [{"$ref": format!("#/components/schemas/{base}")}, extra]})
+        } else {
+            json!({"$ref": format!("#/components/schemas/{base}")})
+        };
+        doc["components"]["schemas"][&name] = json!({
+            "type": "object",
+            "required": ["type", "timestamp", "data"],
+            "properties": {
+                "type": {"const": t},
+                "timestamp": {"type": "string", "format": "date-time", "description": "when the event was committed, RFC 3339 UTC"},
+                "data": data
+            }
+        });
+        hooks.insert(t.to_owned(), json!({"post": {
+            "summary": format!("{t}: see the README's event catalogue"),
+            "description": "Signed as Standard Webhooks: headers webhook-id (the event id; the same on every attempt), webhook-timestamp, webhook-signature (v1,<base64 HMAC-SHA256 of id.timestamp.body>, one per configured secret, space-separated).",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}},
+            "responses": {"2XX": {"description": "Stored: delivered, not sent again"}, "default": {"description": "Anything else is retried on the schedule, then dead-lettered"}}
+        }}));
+    }
+    doc["webhooks"] = Value::Object(hooks);
+}
+
 /// The OpenAPI 3.1 document of the gateway.
 pub fn spec() -> Value {
     let mut doc = document_body();
+    webhooks(&mut doc);
     for (method, path, id) in OPERATION_IDS {
         if let Some(op) = doc["paths"][*path][*method].as_object_mut() {
             op.insert("operationId".into(), json!(id));
@@ -323,14 +414,37 @@ fn document_body() -> Value {
                 "Transaction": transaction_schema(),
                 "Order": order_schema(),
                 "Event": {
+                    "description": "An event as the feed (GET /api/v1/events) lists it; what an endpoint receives is in `webhooks`",
                     "type": "object",
                     "required": ["id", "type", "created_at", "data"],
                     "properties": {
                         "id": {"type": "string"},
-                        "type": {"type": "string"},
+                        "type": {"enum": lunas_core::EventType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()},
                         "created_at": {"type": "string", "format": "date-time"},
-                        "data": {"$ref": "#/components/schemas/Transaction"}
+                        "data": {"oneOf": [{"$ref": "#/components/schemas/TransactionEventData"}, {"$ref": "#/components/schemas/BalanceLow"}]}
                     }
+                },
+                "TransactionEventData": {
+                    "description": "The transaction as the admin API shows it, its state before the message that caused the event (null when that message created it), and the members its event type names",
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Transaction"},
+                        {"type": "object", "required": ["previous_state"], "properties": {"previous_state": {"type": ["string", "null"]}}}
+                    ]
+                },
+                "BalanceLow": {
+                    "type": "object",
+                    "required": ["provider_id", "balance", "threshold", "at"],
+                    "properties": {
+                        "provider_id": {"type": "string"},
+                        "balance": {"type": "integer", "description": "whole rupiah"},
+                        "threshold": {"type": "integer"},
+                        "at": {"type": "string", "format": "date-time"}
+                    }
+                },
+                "TestEventData": {
+                    "type": "object",
+                    "required": ["endpoint", "message"],
+                    "properties": {"endpoint": {"type": "string"}, "message": {"type": "string"}}
                 }
             }
         },
