@@ -195,110 +195,96 @@ pub async fn run(o: &BadInputOptions) -> Result<Section> {
 
     // The valid load alone first: the reference for its latency in the phases below.
     eprintln!("bad-input: the valid load alone for {} s", secs(o.alone));
-    let ((), load, rss_kib) = with_load(
-        gw.addr,
+    let mut phases = Phases {
+        addr: gw.addr,
         o,
-        &rss,
-        "bi-load-alone",
-        tokio::time::sleep(o.alone),
-    )
-    .await?;
-    let mut phases = vec![Phase {
-        name: "none (the valid load alone)".into(),
-        hostile: "—".into(),
-        load,
-        rss_kib,
-    }];
+        rss: &rss,
+        done: Vec::new(),
+    };
+    phases
+        .run(
+            "bi-load-alone",
+            "none (the valid load alone)",
+            tokio::time::sleep(o.alone),
+            |_| "—".into(),
+        )
+        .await?;
 
     // Every class of bad input and the slow loris, while the valid load runs.
     let started = Instant::now();
-    let ((results, campaign_time, slow), load, first_rss) =
-        with_load(gw.addr, o, &rss, "bi-load", async {
-            let slow = tokio::spawn(slowloris(gw.addr, o.slowloris, o.slowloris_window));
-            let results = campaign(gw.addr, o).await;
-            let campaign_time = started.elapsed();
-            let slow = slow.await.map_err(|e| format!("slow-loris task: {e}"));
-            (results, campaign_time, slow)
-        })
+    let ((results, campaign_time, slow), _) = phases
+        .run(
+            "bi-load",
+            "bad input, slow loris",
+            async {
+                let slow = tokio::spawn(slowloris(gw.addr, o.slowloris, o.slowloris_window));
+                let results = campaign(gw.addr, o).await;
+                let campaign_time = started.elapsed();
+                let slow = slow.await.map_err(|e| format!("slow-loris task: {e}"));
+                (results, campaign_time, slow)
+            },
+            |_| {
+                format!(
+                    "{} requests, {} slow connections",
+                    group((o.per_class * CLASSES.len()) as u64),
+                    3 * o.slowloris
+                )
+            },
+        )
         .await?;
     let slow = slow?;
     let total_time = started.elapsed();
 
     // The hostile phases, each under its own run of the valid load.
-    phases.push(Phase {
-        name: "bad input, slow loris".into(),
-        hostile: format!(
-            "{} requests, {} slow connections",
-            group((o.per_class * CLASSES.len()) as u64),
-            3 * o.slowloris
-        ),
-        load,
-        rss_kib: first_rss,
-    });
     eprintln!("bad-input: {} silent HTTP/2 connections", o.h2_silent);
-    let (h2, load, rss_kib) = with_load(
-        gw.addr,
-        o,
-        &rss,
-        "bi-load-h2",
-        h2_silent(gw.addr, o.h2_silent, read_timeout),
-    )
-    .await?;
-    phases.push(Phase {
-        name: "silent HTTP/2".into(),
-        hostile: format!("{} connections", group(o.h2_silent as u64)),
-        load,
-        rss_kib,
-    });
+    let (h2, _) = phases
+        .run(
+            "bi-load-h2",
+            "silent HTTP/2",
+            h2_silent(gw.addr, o.h2_silent, read_timeout),
+            |_| format!("{} connections", group(o.h2_silent as u64)),
+        )
+        .await?;
     eprintln!("bad-input: {} trickled bodies", o.trickle);
-    let (trickled, load, trickle_rss) = with_load(
-        gw.addr,
-        o,
-        &rss,
-        "bi-load-trickle",
-        trickle(gw.addr, o.trickle, read_timeout),
-    )
-    .await?;
-    phases.push(Phase {
-        name: "trickled bodies".into(),
-        hostile: format!("{} connections", group(o.trickle as u64)),
-        load,
-        rss_kib: trickle_rss,
-    });
+    let (trickled, trickle_rss) = phases
+        .run(
+            "bi-load-trickle",
+            "trickled bodies",
+            trickle(gw.addr, o.trickle, read_timeout),
+            |_| format!("{} connections", group(o.trickle as u64)),
+        )
+        .await?;
     eprintln!("bad-input: evidence floods on a quiet gateway (database growth)");
     let growth = quiet_growth(o, &server, &extra).await?;
     let mut floods = Vec::new();
     for f in Flood::ALL {
         eprintln!("bad-input: flood ({}) {}", f.key(), f.name());
-        let (r, load, rss_kib) = with_load(
-            gw.addr,
-            o,
-            &rss,
-            &format!("bi-load-{}", f.key()),
-            send_all(gw.addr, o.evidence, o.concurrency, move |n| f.request(n)),
-        )
-        .await?;
-        phases.push(Phase {
-            name: format!("flood ({}) {}", f.key(), f.name()),
-            hostile: format!("{} callbacks", group(o.evidence as u64)),
-            load,
-            rss_kib,
-        });
+        let (r, _) = phases
+            .run(
+                &format!("bi-load-{}", f.key()),
+                format!("flood ({}) {}", f.key(), f.name()),
+                send_all(gw.addr, o.evidence, o.concurrency, move |n| f.request(n)),
+                |_| format!("{} callbacks", group(o.evidence as u64)),
+            )
+            .await?;
         floods.push(r);
     }
     eprintln!("bad-input: review cases, API and page sizes");
-    let ((review, sizes), load, rss_kib) = with_load(gw.addr, o, &rss, "bi-load-sizes", async {
-        let review = review_cases(gw.addr, o.concurrency).await;
-        (review, sizes(&admin).await)
-    })
-    .await?;
+    let ((review, sizes), _) = phases
+        .run(
+            "bi-load-sizes",
+            "review cases, pages read",
+            async {
+                let review = review_cases(gw.addr, o.concurrency).await;
+                (review, sizes(&admin).await)
+            },
+            |(_, sizes)| {
+                let reads = sizes.as_ref().map_or(0, Vec::len) + 1;
+                format!("{} callbacks, {reads} reads", 2 * REVIEW_CASES)
+            },
+        )
+        .await?;
     let sizes = sizes?;
-    phases.push(Phase {
-        name: "review cases, pages read".into(),
-        hostile: format!("{} callbacks, {} reads", 2 * REVIEW_CASES, sizes.len() + 1),
-        load,
-        rss_kib,
-    });
     let mut kept = Vec::new();
     for f in Flood::ALL {
         let mut all: Option<Kept> = None;
@@ -316,14 +302,14 @@ pub async fn run(o: &BadInputOptions) -> Result<Section> {
     eprintln!("bad-input: {} wrong logins from one address", o.logins);
     let failed_before = metric(&admin, LOGIN_FAILED).await?;
     let limited_before = metric(&admin, LOGIN_LIMITED).await?;
-    let (logins, load, rss_kib) = with_load(
-        gw.addr,
-        o,
-        &rss,
-        "bi-load-logins",
-        brute_force(gw.addr, o.logins, o.concurrency),
-    )
-    .await?;
+    let (logins, _) = phases
+        .run(
+            "bi-load-logins",
+            "login brute force",
+            brute_force(gw.addr, o.logins, o.concurrency),
+            |_| format!("{} logins", group(o.logins as u64)),
+        )
+        .await?;
     let logins = logins?;
     let failed_counted = metric(&admin, LOGIN_FAILED)
         .await?
@@ -331,12 +317,7 @@ pub async fn run(o: &BadInputOptions) -> Result<Section> {
     let limited_counted = metric(&admin, LOGIN_LIMITED)
         .await?
         .saturating_sub(limited_before);
-    phases.push(Phase {
-        name: "login brute force".into(),
-        hostile: format!("{} logins", group(o.logins as u64)),
-        load,
-        rss_kib,
-    });
+    let phases = phases.done;
 
     let after_txs = admin.all_transactions().await?;
     let after_events = admin.all_events().await?;
@@ -1346,6 +1327,35 @@ struct Phase {
     load: LoadResult,
     /// The highest resident set sampled during the phase.
     rss_kib: u64,
+}
+
+/// The phases so far, each run under its own run of the valid load.
+struct Phases<'a> {
+    addr: SocketAddr,
+    o: &'a BadInputOptions,
+    rss: &'a Rss,
+    done: Vec<Phase>,
+}
+
+impl Phases<'_> {
+    /// Runs `work` as the phase `name` while the valid load runs, and records it; `hostile`
+    /// says what the phase sent. Returns what `work` gave and the highest resident set.
+    async fn run<T>(
+        &mut self,
+        label: &str,
+        name: impl Into<String>,
+        work: impl std::future::Future<Output = T>,
+        hostile: impl FnOnce(&T) -> String,
+    ) -> Result<(T, u64)> {
+        let (out, load, rss_kib) = with_load(self.addr, self.o, self.rss, label, work).await?;
+        self.done.push(Phase {
+            name: name.into(),
+            hostile: hostile(&out),
+            load,
+            rss_kib,
+        });
+        Ok((out, rss_kib))
+    }
 }
 
 /// Samples the gateway's resident set (`VmRSS`) every 100 ms.
